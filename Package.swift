@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layering (see Docs/Architecture.md):
+//   RepdCore, RepdConfig          pure logic, standard library only
+//   NBDProtocol, ControlProtocol  wire formats (NIOCore), no sockets
+//   RepdSystem                    the one place that calls POSIX
+//   RepdStorage                   backing device and metadata store
+//   RepdNet                       NBD server and control socket (NIOPosix)
+//   RepdDaemon                    a running resource; ties everything together
+//   repd                          the command line, thin
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let nioConcurrency: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
+
+let package = Package(
+    name: "repd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "repd", targets: ["repd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
+    ],
+    targets: [
+        .target(name: "RepdCore"),
+        .target(name: "RepdConfig"),
+        .target(name: "NBDProtocol", dependencies: ["RepdCore", nioCore]),
+        .target(name: "ControlProtocol", dependencies: ["RepdCore"]),
+        .target(name: "CRepdSystem"),
+        .target(name: "RepdSystem", dependencies: ["CRepdSystem", systemPackage]),
+        .target(name: "RepdStorage", dependencies: ["RepdCore", "RepdSystem", "RepdConfig"]),
+        .target(name: "RepdNet", dependencies: ["RepdCore", "NBDProtocol", "ControlProtocol", "RepdSystem", nioCore, nioPosix, nioConcurrency, logging]),
+        .target(name: "RepdDaemon", dependencies: [
+            "RepdCore", "RepdConfig", "NBDProtocol", "ControlProtocol", "RepdSystem", "RepdStorage", "RepdNet",
+            nioCore, nioPosix, nioConcurrency, logging,
+        ]),
+        .executableTarget(name: "repd", dependencies: [
+            "RepdCore", "RepdConfig", "ControlProtocol", "RepdStorage", "RepdDaemon", "RepdSystem",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"), logging,
+        ]),
+        .systemLibrary(name: "CNBD", pkgConfig: "libnbd", providers: [.apt(["libnbd-dev"])]),
+
+        .testTarget(name: "RepdCoreTests", dependencies: ["RepdCore"]),
+        .testTarget(name: "RepdConfigTests", dependencies: ["RepdConfig"], resources: []),
+        .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", "RepdCore", nioCore]),
+        .testTarget(name: "IntegrationTests", dependencies: ["CNBD", "RepdCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

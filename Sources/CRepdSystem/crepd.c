@@ -1,0 +1,12 @@
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/random.h>
+#include "crepd.h"
+
+int crepd_fallocate(int fd, int mode, int64_t offset, int64_t length) { return fallocate(fd, mode, offset, length); }
+int64_t crepd_seek_data(int fd, int64_t offset) { return lseek(fd, offset, SEEK_DATA); }
+int64_t crepd_seek_hole(int fd, int64_t offset) { return lseek(fd, offset, SEEK_HOLE); }
+int crepd_o_direct(void) { return O_DIRECT; }
+int crepd_getrandom(void *buf, size_t len) { return (int)getrandom(buf, len, 0); }
+int crepd_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

@@ -1,0 +1,13 @@
+// Linux calls that Glibc's Swift module hides behind _GNU_SOURCE.
+#ifndef CREPD_H
+#define CREPD_H
+#include <stdint.h>
+#include <sys/types.h>
+
+int crepd_fallocate(int fd, int mode, int64_t offset, int64_t length);
+int64_t crepd_seek_data(int fd, int64_t offset);
+int64_t crepd_seek_hole(int fd, int64_t offset);
+int crepd_o_direct(void);
+int crepd_getrandom(void *buf, size_t len);
+int crepd_pipe_cloexec(int fds[2]);
+#endif

@@ -1,0 +1,58 @@
+/// One `on HOST { ... }` section after inheritance from the resource body: everything needed to
+/// run the resource on that host, or to reach it as the peer.
+///
+/// Equality and hashing compare the configuration only; `location` records where the section
+/// was written and is ignored, so the same host read from another file compares equal.
+public struct HostConfig: Sendable, Hashable {
+    /// The host names of the section (`on alice bob { }` has two). A node matches the section
+    /// when its name is one of them.
+    public var names: [String]
+    /// The replicated block device, e.g. `/dev/drbd1`.
+    public var device: String
+    /// The device minor: given with `minor N`, or taken from a `/dev/drbdN` device name.
+    public var minor: Int?
+    /// The backing block device or file, or `none` for a diskless node.
+    public var disk: String
+    /// Where the replication link listens (local) or connects to (peer).
+    public var address: NetworkAddress
+    /// Where the metadata lives. A diskless node (`disk none`) without `meta-disk` gets `.internal`.
+    public var metaDisk: MetaDisk
+    /// `node-id N`, 0...31, if given.
+    public var nodeId: Int?
+    /// repd extension: an additional NBD listener (`nbd-address IP:PORT`).
+    public var nbdAddress: NetworkAddress?
+    /// Where the `on` keyword of this section is.
+    public var location: SourceLocation
+
+    public init(
+        names: [String], device: String, minor: Int? = nil, disk: String, address: NetworkAddress,
+        metaDisk: MetaDisk, nodeId: Int? = nil, nbdAddress: NetworkAddress? = nil, location: SourceLocation
+    ) {
+        self.names = names
+        self.device = device
+        self.minor = minor
+        self.disk = disk
+        self.address = address
+        self.metaDisk = metaDisk
+        self.nodeId = nodeId
+        self.nbdAddress = nbdAddress
+        self.location = location
+    }
+
+    public static func == (lhs: HostConfig, rhs: HostConfig) -> Bool {
+        lhs.names == rhs.names && lhs.device == rhs.device && lhs.minor == rhs.minor && lhs.disk == rhs.disk
+            && lhs.address == rhs.address && lhs.metaDisk == rhs.metaDisk && lhs.nodeId == rhs.nodeId
+            && lhs.nbdAddress == rhs.nbdAddress
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(names)
+        hasher.combine(device)
+        hasher.combine(minor)
+        hasher.combine(disk)
+        hasher.combine(address)
+        hasher.combine(metaDisk)
+        hasher.combine(nodeId)
+        hasher.combine(nbdAddress)
+    }
+}

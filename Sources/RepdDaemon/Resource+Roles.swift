@@ -1,0 +1,87 @@
+import ControlProtocol
+import RepdCore
+import RepdSystem
+
+extension Resource {
+    /// Promotes this node. Refusals carry the operator-facing reason.
+    func promote(force: Bool) throws {
+        try mutable.withLockedValue { m in
+            var state = m.state
+            let effects = try state.apply(.promote(force: force))
+            var sb = m.superblock
+            for effect in effects {
+                switch effect {
+                case .forcedUpToDate:
+                    sb.flags.formUnion([.consistent, .wasUpToDate])
+                    logger.warning("forced to UpToDate: this node's data is now the reference copy")
+                case .newCurrentGeneration:
+                    // DRBD's rule: the old current becomes the bitmap UUID (the base from which
+                    // changes are tracked) when none is set; the new current marks this data.
+                    if sb.generation.bitmap == 0 {
+                        sb.generation.bitmap = sb.generation.current
+                    }
+                    sb.generation.current = (ProcessSupport.randomUInt64() & ~UInt64(1)) | 1
+                    logger.info("new current generation \(hex(sb.generation.current))")
+                case .writeMetadata:
+                    break
+                }
+            }
+            sb.flags.insert(.primaryIndicator)
+            sb.flags.formUnion([.consistent, .wasUpToDate])
+            sb.updateCounter += 1
+            try metadata.writeSuperblock(sb)
+            m.superblock = sb
+            m.state = state
+        }
+        logger.info("role Primary")
+    }
+
+    func demote() throws {
+        try mutable.withLockedValue { m in
+            var state = m.state
+            let effects = try state.apply(.demote)
+            guard !effects.isEmpty else { return }
+            var sb = m.superblock
+            sb.flags.remove(.primaryIndicator)
+            sb.updateCounter += 1
+            try data.sync()
+            try metadata.writeSuperblock(sb)
+            m.superblock = sb
+            m.state = state
+        }
+        logger.info("role Secondary")
+    }
+
+    func handle(_ request: ControlRequest) async -> ControlReply {
+        switch request.command {
+        case .status:
+            return ControlReply(ok: true, status: status())
+        case .primary:
+            do {
+                try promote(force: request.force)
+                return ControlReply(ok: true, message: "\(config.name): Primary", status: status())
+            } catch {
+                return ControlReply(ok: false, message: "\(config.name): \(error)", status: status())
+            }
+        case .secondary:
+            if mutable.withLockedValue({ $0.inFlight }) > 0 {
+                // Let writes already accepted finish first; new ones will be refused.
+                try? await Task.sleep(nanoseconds: 50_000_000)
+            }
+            do {
+                try demote()
+                return ControlReply(ok: true, message: "\(config.name): Secondary", status: status())
+            } catch {
+                return ControlReply(ok: false, message: "\(config.name): \(error)", status: status())
+            }
+        case .down:
+            requestStop()
+            return ControlReply(ok: true, message: "\(config.name): going down")
+        }
+    }
+}
+
+func hex(_ value: UInt64) -> String {
+    let digits = String(value, radix: 16, uppercase: true)
+    return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
+}

@@ -1,0 +1,203 @@
+import ControlProtocol
+import Dispatch
+import Logging
+import NBDProtocol
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RepdConfig
+import RepdCore
+import RepdNet
+import RepdStorage
+import RepdSystem
+
+/// A resource running on this node: its disk, metadata, state, NBD export and control socket.
+///
+/// The NBD server calls `execute` from its event loops; disk I/O runs on a thread pool so
+/// many requests proceed at once. Mutable state sits behind one lock and is never held
+/// across I/O.
+public final class Resource: @unchecked Sendable {
+    public let config: ResolvedResource
+    public let node: String
+    public let run: RunDirectory
+    let logger: Logger
+    let data: BlockFile
+    let metadata: MetadataStore
+    let size: UInt64
+    let group: MultiThreadedEventLoopGroup
+    let threadPool: NIOThreadPool
+    private(set) var nbd: NBDServer!
+    private var control: ControlServer!
+
+    struct Mutable {
+        var state = NodeState()
+        var superblock: Superblock
+        var bitmap: DirtyBitmap
+        var dirtyPages = Set<Int>()
+        var shuttingDown = false
+        var inFlight = 0
+        var pendingWrites = 0
+        var readBytes: UInt64 = 0
+        var writtenBytes: UInt64 = 0
+        var bitmapWrites: UInt64 = 0
+    }
+    let mutable: NIOLockedValueBox<Mutable>
+    private let stopSignal = NIOLockedValueBox<CheckedContinuation<Void, Never>?>(nil)
+    private let stopRequested = NIOLockedValueBox(false)
+
+    /// Opens the disk and metadata and prepares the state; serves nothing yet.
+    public init(config: ResolvedResource, node: String, runDirectory: String, logger: Logger) throws {
+        self.config = config
+        self.node = node
+        self.run = RunDirectory(path: runDirectory, resource: config.name)
+        self.logger = logger
+        let data = try BlockFile.open(config.local.disk)
+        let metadata: MetadataStore
+        let superblock: Superblock
+        do {
+            metadata = try MetadataStore.locate(metaDisk: config.local.metaDisk, data: data, create: false)
+            superblock = try metadata.readSuperblock(expectedResource: config.name)
+        } catch {
+            data.close()
+            throw error
+        }
+        let bitmap = try metadata.readBitmap()
+        self.data = data
+        self.metadata = metadata
+        var usable = superblock.layout.usableSize
+        if let limit = config.disk.sizeBytes, limit < usable { usable = limit - limit % Geometry.blockSize }
+        self.size = usable
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        self.threadPool = NIOThreadPool(numberOfThreads: 8)
+        var m = Mutable(superblock: superblock, bitmap: bitmap)
+        m.state.allowTwoPrimaries = config.net.allowTwoPrimaries
+        m.state.connection = config.peer == nil ? .standAlone : .connecting
+        let flags = superblock.flags
+        let disk: DiskState
+        if !flags.contains(.consistent) {
+            disk = .inconsistent
+        } else if flags.contains(.wasUpToDate) {
+            disk = .consistent
+        } else {
+            disk = .outdated
+        }
+        _ = try? m.state.apply(.attach(disk))
+        self.mutable = NIOLockedValueBox(m)
+    }
+
+    /// Starts serving: records that the resource is up, binds the export and the control socket.
+    public func start() async throws {
+        threadPool.start()
+        try recordUp()
+        nbd = NBDServer(group: group, backend: self)
+        control = ControlServer(group: group) { [weak self] request in
+            guard let self else { return ControlReply(ok: false, message: "resource is shutting down") }
+            return await self.handle(request)
+        }
+        try await control.listen(unixSocket: run.controlSocket)
+        try await nbd.listen(unixSocket: run.nbdSocket)
+        if let address = config.local.nbdAddress {
+            try await nbd.listen(host: address.host, port: address.port)
+        }
+        let s = mutable.withLockedValue { $0.state }
+        logger.info("attached \(config.local.disk) (\(size) usable bytes), disk \(s.disk.rawValue), role \(s.role.rawValue); exporting \(run.nbdURI)")
+        if let peer = config.peer {
+            logger.warning("peer \(peer.names.joined(separator: "/")) at \(peer.address) is not connected: running alone; writes are tracked in the bitmap for a later resync")
+        } else {
+            logger.info("no peer is configured: running alone")
+        }
+        let become = config.startup.becomePrimaryOn
+        if become.contains("both") || become.contains(node) {
+            do {
+                try promote(force: false)
+                logger.info("became Primary at startup (become-primary-on \(become.joined(separator: " ")))")
+            } catch {
+                logger.warning("become-primary-on: \(error)")
+            }
+        }
+    }
+
+    /// The primary indicator of a previous run still set means that run ended without `down`.
+    private func recordUp() throws {
+        try mutable.withLockedValue { m in
+            var sb = m.superblock
+            if sb.flags.contains(.primaryIndicator) {
+                sb.flags.insert(.crashedPrimary)
+                logger.warning("the metadata says this node was Primary when it last stopped without `repd down`: marked crashed-primary")
+            }
+            sb.flags.remove(.activityLogClean)
+            sb.updateCounter += 1
+            try metadata.writeSuperblock(sb)
+            m.superblock = sb
+        }
+    }
+
+    /// Blocks until `down` or a termination signal, then shuts down cleanly.
+    public func runUntilStopped() async {
+        let signals = installSignalHandlers()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let already = stopRequested.withLockedValue { requested in
+                if !requested { stopSignal.withLockedValue { $0 = continuation } }
+                return requested
+            }
+            if already { continuation.resume() }
+        }
+        signals.forEach { $0.cancel() }
+        await shutdown()
+    }
+
+    func requestStop() {
+        stopRequested.withLockedValue { $0 = true }
+        let continuation = stopSignal.withLockedValue { c in defer { c = nil }; return c }
+        continuation?.resume()
+    }
+
+    private func installSignalHandlers() -> [any DispatchSourceSignal] {
+        [SIGTERM, SIGINT].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                self?.logger.info("signal \(sig): shutting down")
+                self?.requestStop()
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    /// Stops taking requests, lets in-flight I/O finish, and persists the metadata.
+    func shutdown() async {
+        logger.info("shutting down: no new requests, draining in-flight I/O")
+        mutable.withLockedValue { $0.shuttingDown = true }
+        await nbd.stopListening()
+        let deadline = ProcessSupport.monotonicNanoseconds() + 30_000_000_000
+        while mutable.withLockedValue({ $0.inFlight }) > 0 && ProcessSupport.monotonicNanoseconds() < deadline {
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        await nbd.closeClients()
+        do {
+            try data.sync()
+            try mutable.withLockedValue { m in
+                try metadata.writeBitmapPages(m.bitmap, pages: m.dirtyPages.sorted())
+                m.bitmapWrites += UInt64(m.dirtyPages.count)
+                m.dirtyPages.removeAll()
+                var sb = m.superblock
+                sb.flags.remove(.primaryIndicator)
+                sb.flags.insert(.activityLogClean)
+                sb.updateCounter += 1
+                try metadata.writeSuperblock(sb)
+                m.superblock = sb
+            }
+            logger.info("metadata flushed; resource down")
+        } catch {
+            logger.error("could not persist metadata at shutdown: \(error)")
+        }
+        await control.stop()
+        try? await threadPool.shutdownGracefully()
+        ProcessSupport.removeFile(run.nbdSocket)
+        ProcessSupport.removeFile(run.controlSocket)
+        data.close()
+        metadata.close()
+        try? await group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import RepdSystem
+
+@main
+struct Repd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repd",
+        abstract: "A replicated block device: DRBD's resource files, exported over NBD.",
+        discussion: """
+            Resource files use DRBD 8.4 syntax. Typical first use on each node:
+              repd create-md r0 && repd up r0
+            then on the node whose data counts:
+              repd primary --force r0
+            Exit codes: 0 ok, 1 refused or failed, 10 configuration error, 11 metadata error,
+            12 device error, 20 resource not up, 21 resource already up, 64 usage error.
+            """,
+        version: "0.1.0",
+        subcommands: [
+            CreateMD.self, DumpMD.self, Up.self, Down.self, Primary.self, Secondary.self, Status.self, DumpConfig.self,
+        ]
+    )
+
+    /// Runs a verb, turning our errors into their exit status and a one-line message.
+    static func guarded(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as CLIError {
+            printError("repd: \(error.message)")
+            throw ExitCode(error.status.rawValue)
+        }
+    }
+}
+
+func printError(_ text: String) {
+    var stderr = StandardError()
+    print(text, to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        ProcessSupport.writeStandardError(string)
+    }
+}
