@@ -83,30 +83,43 @@ final class DaemonHarness {
     /// Runs `repd ARGS --config-dir --node --run-dir`, bounded in time.
     @discardableResult
     func run(_ arguments: [String], timeout: TimeInterval = 60) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: repd)
-        process.arguments = arguments + ["--config-dir", configDir.path, "--node", node, "--run-dir", runDir.path]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        // Read both pipes while waiting so a chatty child can't block on a full pipe.
-        var outData = Data(), errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-            throw XCTSkip("repd \(arguments.joined(separator: " ")) timed out") as Error
+        // posix_spawn and waitpid directly: the test controls reaping and the time limit.
+        // Output goes to files, so a chatty child can never block on a full pipe.
+        let outPath = root.appendingPathComponent("cmd-\(UUID().uuidString).out").path
+        let errPath = root.appendingPathComponent("cmd-\(UUID().uuidString).err").path
+        defer {
+            unlink(outPath)
+            unlink(errPath)
         }
-        group.wait()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        let argv = [repd] + arguments + ["--config-dir", configDir.path, "--node", node, "--run-dir", runDir.path]
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, repd, &actions, nil, cArgs, environ)
+        guard rc == 0 else { throw NBDClient.Failure(message: "posix_spawn \(repd)", errno: rc) }
+        let deadline = Date().addingTimeInterval(timeout)
+        var status: Int32 = 0
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if Date() >= deadline {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                XCTFail("repd \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
+                break
+            }
+            usleep(5_000)
+        }
+        let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        let outData = FileManager.default.contents(atPath: outPath) ?? Data()
+        let errData = FileManager.default.contents(atPath: errPath) ?? Data()
+        return Result(status: exitStatus, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self))
     }
 
@@ -139,7 +152,6 @@ final class DaemonHarness {
     }
 
     func down() throws {
-        guard isUp else { return }
         let r = try run(["down", resource])
         XCTAssertEqual(r.status, 0, r.stderr + logTail())
         isUp = false

@@ -3,7 +3,8 @@ import Foundation
 import XCTest
 
 /// A thin Swift handle over libnbd, the real client library, for tests.
-final class NBDClient {
+/// libnbd handles may be used from several threads at once.
+final class NBDClient: @unchecked Sendable {
     let handle: OpaquePointer
 
     struct Failure: Error, CustomStringConvertible {
