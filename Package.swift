@@ -26,19 +26,22 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
+        // HMAC-SHA1/SHA256 for the peer authentication (cram-hmac-alg) and digests for verify.
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
     ],
     targets: [
         .target(name: "RepdCore"),
         .target(name: "RepdConfig"),
         .target(name: "NBDProtocol", dependencies: ["RepdCore", nioCore]),
+        .target(name: "PeerProtocol", dependencies: ["RepdCore", nioCore]),
         .target(name: "ControlProtocol", dependencies: ["RepdCore"]),
         .target(name: "CRepdSystem"),
         .target(name: "RepdSystem", dependencies: ["CRepdSystem", systemPackage]),
         .target(name: "RepdStorage", dependencies: ["RepdCore", "RepdSystem", "RepdConfig"]),
-        .target(name: "RepdNet", dependencies: ["RepdCore", "NBDProtocol", "ControlProtocol", "RepdSystem", nioCore, nioPosix, nioConcurrency, logging]),
+        .target(name: "RepdNet", dependencies: ["RepdCore", "NBDProtocol", "PeerProtocol", "ControlProtocol", "RepdSystem", nioCore, nioPosix, nioConcurrency, logging]),
         .target(name: "RepdDaemon", dependencies: [
-            "RepdCore", "RepdConfig", "NBDProtocol", "ControlProtocol", "RepdSystem", "RepdStorage", "RepdNet",
-            nioCore, nioPosix, nioConcurrency, logging,
+            "RepdCore", "RepdConfig", "NBDProtocol", "PeerProtocol", "ControlProtocol", "RepdSystem", "RepdStorage", "RepdNet",
+            nioCore, nioPosix, nioConcurrency, logging, .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "repd", dependencies: [
             "RepdCore", "RepdConfig", "ControlProtocol", "RepdStorage", "RepdDaemon", "RepdSystem",
@@ -49,6 +52,10 @@ let package = Package(
         .testTarget(name: "RepdCoreTests", dependencies: ["RepdCore"]),
         .testTarget(name: "RepdConfigTests", dependencies: ["RepdConfig"], resources: []),
         .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", "RepdCore", nioCore]),
+        .testTarget(name: "PeerProtocolTests", dependencies: [
+            "PeerProtocol", "RepdCore", nioCore,
+            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOTestUtils", package: "swift-nio"),
+        ]),
         .testTarget(name: "IntegrationTests", dependencies: ["CNBD", "RepdCore"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,16 +1,21 @@
 import NBDProtocol
 import NIOCore
+import PeerProtocol
 import RepdCore
 import RepdNet
 import RepdSystem
 
-/// The data path: each NBD request becomes positional I/O on the backing disk, run on the
-/// thread pool so that requests proceed concurrently.
+/// The data path. Reads are served from the local disk. A write (or trim, or zeroing) is
+/// admitted in one locked step that orders it against overlapping writes, then goes to the
+/// local disk (thread pool) and, when the peer is attached, to the peer at the same time. It
+/// completes as the protocol says: C when both disks have it, B when the peer received it,
+/// A when it is sent.
 extension Resource: NBDBackend {
     public func exports() -> [NBDExportInfo] {
         let flags: NBD.TransmissionFlags = [
             .sendFlush, .sendFUA, .sendTrim, .sendWriteZeroes, .sendFastZero, .sendCache, .canMultiConn, .sendDF,
         ]
+        let size = mutable.withLockedValue { $0.exportSize }
         return [NBDExportInfo(name: config.name, description: "repd resource \(config.name) on \(node)", size: size, flags: flags)]
     }
 
@@ -22,94 +27,263 @@ extension Resource: NBDBackend {
         guard let command = request.command else {
             return eventLoop.makeFailedFuture(NBDFailure(.invalid, "unknown command"))
         }
-        let isWrite = command == .write || command == .trim || command == .writeZeroes
-        // Admission: one locked step decides whether the request may run and counts it.
+        switch command {
+        case .write, .trim, .writeZeroes:
+            return submitWrite(request, command: command, payload: payload, on: eventLoop)
+        case .flush:
+            return submitFlush(on: eventLoop)
+        default:
+            return submitRead(request, command: command, on: eventLoop)
+        }
+    }
+
+    // MARK: reads
+
+    private func submitRead(_ request: NBDRequest, command: NBD.Command, on eventLoop: any EventLoop) -> EventLoopFuture<NBDOutcome> {
         let refusal: NBDFailure? = mutable.withLockedValue { m in
             if m.shuttingDown { return NBDFailure(.shutdown, "the resource is going down") }
-            if isWrite && !m.state.acceptsWrites {
-                return NBDFailure(.permission, "\(config.name) is \(m.state.role.rawValue) with disk \(m.state.disk.rawValue) on \(node): writes need a Primary with an UpToDate disk")
-            }
-            if (command == .read || command == .blockStatus) && !m.state.servesReads {
+            if command != .cache && !m.state.servesReads {
                 return NBDFailure(.io, "\(config.name) has no readable data on \(node) (disk \(m.state.disk.rawValue))")
             }
             m.inFlight += 1
-            if isWrite {
-                m.pendingWrites += 1
-                if m.state.connection != .connected {
-                    // The peer misses this write: remember the blocks for the resync.
-                    let pages = m.bitmap.markOutOfSync(byteRange: request.offset..<(request.offset + UInt64(request.length)))
-                    m.dirtyPages.formUnion(pages)
-                }
-            }
             return nil
         }
         if let refusal { return eventLoop.makeFailedFuture(refusal) }
-
         let data = self.data
-        let fua = request.flags.contains(.fua)
+        let size = self.size
         let future: EventLoopFuture<NBDOutcome> = threadPool.runIfActive(eventLoop: eventLoop) { () throws -> NBDOutcome in
             do {
                 switch command {
                 case .read:
-                    var buffer = ByteBufferAllocator().buffer(capacity: Int(request.length))
-                    try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(request.length)) { (p) throws(SystemError) -> Int in
-                        try data.read(into: UnsafeMutableRawBufferPointer(rebasing: p[0..<Int(request.length)]), at: request.offset)
-                        return Int(request.length)
-                    }
-                    return .data(buffer)
-                case .write:
-                    try payload!.withUnsafeReadableBytes { (p) throws(SystemError) in try data.write(p, at: request.offset) }
-                    if fua { try data.sync() }
-                    return .done
-                case .flush:
-                    try data.sync()
-                    return .done
-                case .trim:
-                    try data.discard(offset: request.offset, length: UInt64(request.length))
-                    if fua { try data.sync() }
-                    return .done
-                case .writeZeroes:
-                    let allowHole = !request.flags.contains(.noHole)
-                    if request.flags.contains(.fastZero) {
-                        do throws(SystemError) {
-                            try data.zeroFast(offset: request.offset, length: UInt64(request.length), allowHole: allowHole)
-                        } catch {
-                            guard error.errno == .notSupported else { throw error }
-                            throw NBDFailure(.notSupported, "no fast zeroing on \(data.path)")
-                        }
-                    } else {
-                        try data.zero(offset: request.offset, length: UInt64(request.length), allowHole: allowHole)
-                    }
-                    if fua { try data.sync() }
-                    return .done
+                    return .data(try Resource.readBuffer(data, offset: request.offset, count: Int(request.length)))
                 case .cache:
                     data.prefetch(offset: request.offset, length: UInt64(request.length))
                     return .done
                 case .blockStatus:
-                    var runs = data.allocationMap(offset: request.offset, length: UInt64(request.length), end: self.size)
+                    var runs = data.allocationMap(offset: request.offset, length: UInt64(request.length), end: size)
                     if request.flags.contains(.requestOne) { runs = Array(runs.prefix(1)) }
-                    return .extents(runs.map { run in
-                        (length: UInt32(run.length), flags: run.hole ? (NBD.stateHole | NBD.stateZero) : 0)
-                    })
-                case .disconnect, .resize:
+                    let holeFlags: UInt32 = NBD.stateHole | NBD.stateZero
+                    var extents: [(length: UInt32, flags: UInt32)] = []
+                    for run in runs {
+                        let flags: UInt32 = run.hole ? holeFlags : 0
+                        extents.append((length: UInt32(run.length), flags: flags))
+                    }
+                    return .extents(extents)
+                default:
                     throw NBDFailure(.invalid, "unexpected \(command)")
                 }
             } catch let error as SystemError {
                 self.logger.error("\(command) at \(request.offset)+\(request.length): \(error)")
-                let code: NBDError = error.errno == .noSpace ? .noSpace : .io
-                throw NBDFailure(code, "\(error)")
+                throw NBDFailure(.io, "\(error)")
             }
         }
         future.whenComplete { result in
             self.mutable.withLockedValue { m in
                 m.inFlight -= 1
-                if isWrite { m.pendingWrites -= 1 }
-                if case .success = result {
-                    if command == .read { m.readBytes += UInt64(request.length) }
-                    if command == .write { m.writtenBytes += UInt64(request.length) }
-                }
+                if command == .read, case .success = result { m.readBytes += UInt64(request.length) }
             }
         }
         return future
+    }
+
+    // MARK: writes
+
+    private func submitWrite(_ request: NBDRequest, command: NBD.Command, payload: ByteBuffer?, on eventLoop: any EventLoop) -> EventLoopFuture<NBDOutcome> {
+        let promise = eventLoop.makePromise(of: NBDOutcome.self)
+        let range = request.offset..<(request.offset + UInt64(request.length))
+        let kind: PeerWrite.Kind = command == .write ? .data : command == .trim ? .trim : .zeroes
+        let refusal: NBDFailure? = withState { (m: inout Mutable, effects: inout Effects) -> NBDFailure? in
+            if m.shuttingDown { return NBDFailure(.shutdown, "the resource is going down") }
+            if !m.state.acceptsWrites {
+                return NBDFailure(.permission, "\(config.name) is \(m.state.role.rawValue) with disk \(m.state.disk.rawValue) on \(node): writes need a Primary with an UpToDate disk")
+            }
+            if range.upperBound > m.exportSize {
+                return NBDFailure(.noSpace, "write at \(request.offset)+\(request.length) is beyond the replicated size \(m.exportSize)")
+            }
+            m.inFlight += 1
+            m.pendingWrites += 1
+            let replicate = m.replicating
+            let (id, mayStart) = m.tracker.admit(range, origin: .local, peerDone: !replicate)
+            let write = LocalWrite(
+                id: id, range: range, kind: kind, fua: request.flags.contains(.fua), noHole: request.flags.contains(.noHole),
+                fastZero: request.flags.contains(.fastZero), payload: payload, promise: promise, replicated: replicate,
+                startedAt: ProcessSupport.monotonicNanoseconds())
+            m.localWrites[id] = write
+            if !replicate {
+                // The peer misses this write: remember its blocks for the resync.
+                m.markOutOfSync(range)
+            }
+            if mayStart { startLocalWrite(id, &m, &effects) }
+            return nil
+        }
+        if let refusal { promise.fail(refusal) }
+        return promise.futureResult
+    }
+
+    /// Sends the write to the peer (in admission order, under the lock) and starts the local I/O.
+    func startLocalWrite(_ id: UInt64, _ m: inout Mutable, _ effects: inout Effects) {
+        guard var write = m.localWrites[id] else { return }
+        if write.replicated, var peer = m.peer {
+            let sequence = peer.nextSequence
+            peer.nextSequence += 1
+            peer.writesBySequence[sequence] = id
+            m.peer = peer
+            write.sequence = sequence
+            let message = PeerMessage.write(PeerWrite(
+                sequence: sequence, offset: write.range.lowerBound, length: UInt32(write.range.count), kind: write.kind,
+                fua: write.fua, noHole: write.noHole, payload: write.kind == .data ? write.payload : nil))
+            m.sentBytes += UInt64(write.kind == .data ? write.range.count : 0)
+            let connection = peer.connection
+            let protocolA = config.net.protocol == .A
+            connection.channel.eventLoop.execute {
+                let sent = connection.send(message)
+                if protocolA {
+                    sent.whenComplete { _ in self.peerReceived(sequence: sequence, connection: connection) }
+                }
+            }
+        } else if write.replicated {
+            // The link went away between admission and start.
+            write.replicated = false
+            m.markOutOfSync(write.range)
+            m.tracker.markPeerDone(id)
+            write.peerDone = true
+        }
+        m.localWrites[id] = write
+        let data = self.data
+        let started = write
+        effects.append {
+            self.threadPool.submit { state in
+                guard state == .active else {
+                    self.localWriteFinished(id, error: NBDFailure(.shutdown, "thread pool stopped"))
+                    return
+                }
+                do {
+                    try Self.apply(kind: started.kind, range: started.range, payload: started.payload, fua: started.fua,
+                                   noHole: started.noHole, fastZero: started.fastZero, to: data)
+                    self.localWriteFinished(id, error: nil)
+                } catch let error as NBDFailure {
+                    self.localWriteFinished(id, error: error)
+                } catch {
+                    self.logger.error("write at \(started.range.lowerBound)+\(started.range.count): \(error)")
+                    let code: NBDError = (error as? SystemError)?.errno == .noSpace ? .noSpace : .io
+                    self.localWriteFinished(id, error: NBDFailure(code, "\(error)"))
+                }
+            }
+        }
+    }
+
+    /// Reads `count` bytes at `offset` into a new buffer (runs on the thread pool).
+    static func readBuffer(_ data: BlockFile, offset: UInt64, count: Int) throws -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { (p: UnsafeMutableRawBufferPointer) throws -> Int in
+            try data.read(into: UnsafeMutableRawBufferPointer(rebasing: p[0..<count]), at: offset)
+            return count
+        }
+        return buffer
+    }
+
+    /// Applies a write, trim or zeroing to the local disk (runs on the thread pool).
+    static func apply(kind: PeerWrite.Kind, range: Range<UInt64>, payload: ByteBuffer?, payloadOffset: Int = 0, fua: Bool, noHole: Bool,
+                      fastZero: Bool, to data: BlockFile) throws {
+        switch kind {
+        case .data:
+            guard let payload else { throw NBDFailure(.invalid, "write without data") }
+            let end = payloadOffset + range.count
+            try payload.withUnsafeReadableBytes { (p: UnsafeRawBufferPointer) throws -> Void in
+                try data.write(UnsafeRawBufferPointer(rebasing: p[payloadOffset..<end]), at: range.lowerBound)
+            }
+        case .trim:
+            try data.discard(offset: range.lowerBound, length: UInt64(range.count))
+        case .zeroes:
+            if fastZero {
+                do throws(SystemError) {
+                    try data.zeroFast(offset: range.lowerBound, length: UInt64(range.count), allowHole: !noHole)
+                } catch {
+                    guard error.errno == .notSupported else { throw error }
+                    throw NBDFailure(.notSupported, "no fast zeroing on \(data.path)")
+                }
+            } else {
+                try data.zero(offset: range.lowerBound, length: UInt64(range.count), allowHole: !noHole)
+            }
+        }
+        if fua { try data.sync() }
+    }
+
+    private func localWriteFinished(_ id: UInt64, error: NBDFailure?) {
+        withState { (m: inout Mutable, effects: inout Effects) -> Void in
+            guard var write = m.localWrites[id] else { return }
+            write.localDone = true
+            write.localError = error
+            m.localWrites[id] = write
+            for ready in m.tracker.markLocalDone(id) { startOperation(ready, &m, &effects) }
+            completeIfDone(id, &m, &effects)
+        }
+    }
+
+    /// The peer has the write (protocol B: received; protocol A: sent).
+    func peerReceived(sequence: UInt64, connection: PeerConnection) {
+        withState { (m: inout Mutable, effects: inout Effects) -> Void in
+            guard let peer = m.peer, peer.connection === connection, let id = peer.writesBySequence[sequence],
+                  var write = m.localWrites[id] else { return }
+            write.peerReceived = true
+            m.localWrites[id] = write
+            completeIfDone(id, &m, &effects)
+        }
+    }
+
+    /// Completes the client's request once the protocol's condition holds; forgets it once
+    /// both disks are done.
+    func completeIfDone(_ id: UInt64, _ m: inout Mutable, _ effects: inout Effects) {
+        guard var write = m.localWrites[id], write.localDone else { return }
+        let peerCondition: Bool
+        switch config.net.protocol {
+        case .C: peerCondition = write.peerDone
+        case .B, .A: peerCondition = write.peerDone || write.peerReceived
+        }
+        if !write.completed && peerCondition {
+            write.completed = true
+            m.inFlight -= 1
+            m.pendingWrites -= 1
+            let promise = write.promise
+            if let error = write.localError {
+                effects.append { promise.fail(error) }
+            } else {
+                if write.kind == .data { m.writtenBytes += UInt64(write.range.count) }
+                effects.append { promise.succeed(.done) }
+            }
+        }
+        if write.completed && write.peerDone {
+            m.localWrites[id] = nil
+            if let sequence = write.sequence { m.peer?.writesBySequence[sequence] = nil }
+        } else {
+            m.localWrites[id] = write
+        }
+    }
+
+    // MARK: flush
+
+    private func submitFlush(on eventLoop: any EventLoop) -> EventLoopFuture<NBDOutcome> {
+        let peerAck: EventLoopFuture<Void>? = withState { (m: inout Mutable, effects: inout Effects) -> EventLoopFuture<Void>? in
+            guard var peer = m.peer, m.replicating else { return nil }
+            let sequence = peer.nextSequence
+            peer.nextSequence += 1
+            let promise = eventLoop.makePromise(of: Void.self)
+            peer.flushes[sequence] = promise
+            m.peer = peer
+            let connection = peer.connection
+            connection.channel.eventLoop.execute { connection.send(.flush(sequence: sequence)) }
+            return promise.futureResult
+        }
+        let data = self.data
+        let local = threadPool.runIfActive(eventLoop: eventLoop) { () throws -> NBDOutcome in
+            do {
+                try data.sync()
+                return .done
+            } catch {
+                throw NBDFailure(.io, "\(error)")
+            }
+        }
+        guard let peerAck else { return local }
+        return local.and(peerAck).map { _ in .done }
     }
 }

@@ -5,11 +5,11 @@ import RepdSystem
 extension Resource {
     /// Promotes this node. Refusals carry the operator-facing reason.
     func promote(force: Bool) throws {
-        try mutable.withLockedValue { m in
+        try withState { (m: inout Mutable, effects: inout Effects) throws -> Void in
             var state = m.state
-            let effects = try state.apply(.promote(force: force))
+            let changes = try state.apply(.promote(force: force))
             var sb = m.superblock
-            for effect in effects {
+            for effect in changes {
                 switch effect {
                 case .forcedUpToDate:
                     sb.flags.formUnion([.consistent, .wasUpToDate])
@@ -32,15 +32,16 @@ extension Resource {
             try metadata.writeSuperblock(sb)
             m.superblock = sb
             m.state = state
+            stateChanged(&m, &effects)
         }
         logger.info("role Primary")
     }
 
     func demote() throws {
-        try mutable.withLockedValue { m in
+        try withState { (m: inout Mutable, effects: inout Effects) throws -> Void in
             var state = m.state
-            let effects = try state.apply(.demote)
-            guard !effects.isEmpty else { return }
+            let changes = try state.apply(.demote)
+            guard !changes.isEmpty else { return }
             var sb = m.superblock
             sb.flags.remove(.primaryIndicator)
             sb.updateCounter += 1
@@ -48,6 +49,7 @@ extension Resource {
             try metadata.writeSuperblock(sb)
             m.superblock = sb
             m.state = state
+            stateChanged(&m, &effects)
         }
         logger.info("role Secondary")
     }
@@ -77,6 +79,19 @@ extension Resource {
         case .down:
             requestStop()
             return ControlReply(ok: true, message: "\(config.name): going down")
+        }
+    }
+}
+
+extension Resource {
+    /// After a local role or disk change: tell the peer, and start a sync the change makes
+    /// possible (e.g. `primary --force` while the peer is Inconsistent).
+    func stateChanged(_ m: inout Mutable, _ effects: inout Effects) {
+        guard let peer = m.peer, let report = peer.report else { return }
+        sendState(&m, &effects)
+        if peer.sync == nil && m.state.replication == .established
+            && (m.state.disk == .inconsistent || report.disk == .inconsistent) {
+            decideSync(&m, &effects)
         }
     }
 }

@@ -8,32 +8,42 @@ extension Resource {
         let s = m.state
         let blockKiB = Geometry.blockSize / 1024
         let outOfSyncKiB = UInt64(m.bitmap.outOfSyncCount) * blockKiB
-        let sizeKiB = size / 1024
+        let sizeKiB = m.exportSize / 1024
         let device = ResourceStatus.Device(
             minor: config.local.minor ?? 0, diskState: s.disk.rawValue, size: sizeKiB,
             read: m.readBytes / 1024, written: m.writtenBytes / 1024, alWrites: 0, bmWrites: m.bitmapWrites,
             upperPending: m.inFlight, lowerPending: m.pendingWrites, backingDisk: config.local.disk)
         var connections: [ResourceStatus.Connection] = []
-        var message: String?
+        var notes: [String] = []
         if let peer = config.peer {
             let percent = sizeKiB == 0 ? 100 : Double(sizeKiB - min(sizeKiB, outOfSyncKiB)) * 100 / Double(sizeKiB)
-            let peerDevice = ResourceStatus.PeerDevice(
+            let unacked = m.localWrites.values.filter { $0.replicated && !$0.peerDone }.count
+            var peerDevice = ResourceStatus.PeerDevice(
                 replicationState: s.replication.rawValue, peerDiskState: s.peerDisk.rawValue,
-                received: 0, sent: 0, outOfSync: outOfSyncKiB, pending: 0, unacked: 0,
-                percentInSync: (percent * 100).rounded() / 100)
+                received: m.receivedBytes / 1024, sent: m.sentBytes / 1024, outOfSync: outOfSyncKiB,
+                pending: m.peerApplies.count, unacked: unacked, percentInSync: (percent * 100).rounded() / 100)
+            peerDevice.hasSyncDetails = m.peer?.sync != nil
+            let rsInFlight = m.peer?.sync?.inFlightBytes ?? 0
             connections.append(ResourceStatus.Connection(
                 peerNodeID: peer.nodeId ?? 1, name: peer.names.first ?? "peer", connectionState: s.connection.rawValue,
-                peerRole: s.peerRole.rawValue, apInFlight: 0, rsInFlight: 0, peerDevices: [peerDevice],
+                peerRole: s.peerRole.rawValue, apInFlight: unacked, rsInFlight: rsInFlight / 1024, peerDevices: [peerDevice],
                 replicationProtocol: config.net.protocol.rawValue, peerAddress: "\(peer.address)"))
             if s.connection != .connected {
-                message = "running alone: peer \(peer.names.first ?? "peer") (\(peer.address)) is not connected"
+                notes.append("running alone: peer \(peer.names.first ?? "peer") (\(peer.address)) is not connected")
+            }
+            if let message = m.linkMessage, s.connection != .connected || s.connection == .standAlone {
+                notes.append(message)
+            }
+            if s.connection == .standAlone {
+                notes.append("StandAlone: the link stays down until an operator resolves the situation")
             }
         }
-        if s.disk == .inconsistent {
-            message = (message.map { $0 + "; " } ?? "") + "disk Inconsistent: make one node the sync source with `repd primary --force \(config.name)`"
+        if s.disk == .inconsistent && m.peer?.sync == nil {
+            notes.append("disk Inconsistent: make one node the sync source with `repd primary --force \(config.name)`")
         }
         return ResourceStatus(
             name: config.name, nodeID: config.local.nodeId ?? 0, role: s.role.rawValue, devices: [device],
-            connections: connections, nbdURI: run.nbdURI, node: node, pid: ProcessSupport.currentPID, message: message)
+            connections: connections, nbdURI: run.nbdURI, node: node, pid: ProcessSupport.currentPID,
+            message: notes.isEmpty ? nil : notes.joined(separator: "; "))
     }
 }

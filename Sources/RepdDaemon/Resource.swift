@@ -28,6 +28,11 @@ public final class Resource: @unchecked Sendable {
     let threadPool: NIOThreadPool
     private(set) var nbd: NBDServer!
     private var control: ControlServer!
+    var link: PeerLink? {
+        get { linkBox.withLockedValue { $0 } }
+        set { linkBox.withLockedValue { $0 = newValue } }
+    }
+    private let linkBox = NIOLockedValueBox<PeerLink?>(nil)
 
     struct Mutable {
         var state = NodeState()
@@ -39,7 +44,32 @@ public final class Resource: @unchecked Sendable {
         var pendingWrites = 0
         var readBytes: UInt64 = 0
         var writtenBytes: UInt64 = 0
+        var sentBytes: UInt64 = 0
+        var receivedBytes: UInt64 = 0
         var bitmapWrites: UInt64 = 0
+        /// The size clients see: the local usable size, or the peer's if smaller.
+        var exportSize: UInt64
+        var tracker = WriteConflictTracker()
+        var localWrites: [UInt64: LocalWrite] = [:]
+        var peerApplies: [UInt64: PeerApply] = [:]
+        var peer: PeerSession?
+        /// Why the last connection attempt was refused or the link dropped, for status.
+        var linkMessage: String?
+        var conflicts: UInt64 = 0
+
+        /// Writes go to the peer too: connected, and the peer has a disk.
+        var replicating: Bool {
+            guard let peer, peer.report != nil, state.connection == .connected else { return false }
+            return state.peerDisk >= .inconsistent && state.peerDisk != .unknown
+        }
+
+        mutating func markOutOfSync(_ range: Range<UInt64>) {
+            dirtyPages.formUnion(bitmap.markOutOfSync(byteRange: range))
+        }
+
+        mutating func markInSync(_ range: Range<UInt64>) {
+            dirtyPages.formUnion(bitmap.markInSync(byteRange: range))
+        }
     }
     let mutable: NIOLockedValueBox<Mutable>
     private let stopSignal = NIOLockedValueBox<CheckedContinuation<Void, Never>?>(nil)
@@ -69,7 +99,7 @@ public final class Resource: @unchecked Sendable {
         self.size = usable
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         self.threadPool = NIOThreadPool(numberOfThreads: 8)
-        var m = Mutable(superblock: superblock, bitmap: bitmap)
+        var m = Mutable(superblock: superblock, bitmap: bitmap, exportSize: usable)
         m.state.allowTwoPrimaries = config.net.allowTwoPrimaries
         m.state.connection = config.peer == nil ? .standAlone : .connecting
         let flags = superblock.flags
@@ -101,8 +131,8 @@ public final class Resource: @unchecked Sendable {
         }
         let s = mutable.withLockedValue { $0.state }
         logger.info("attached \(config.local.disk) (\(size) usable bytes), disk \(s.disk.rawValue), role \(s.role.rawValue); exporting \(run.nbdURI)")
-        if let peer = config.peer {
-            logger.warning("peer \(peer.names.joined(separator: "/")) at \(peer.address) is not connected: running alone; writes are tracked in the bitmap for a later resync")
+        if config.peer != nil {
+            try await startPeerLink()
         } else {
             logger.info("no peer is configured: running alone")
         }
@@ -175,6 +205,7 @@ public final class Resource: @unchecked Sendable {
             try? await Task.sleep(nanoseconds: 10_000_000)
         }
         await nbd.closeClients()
+        await link?.stop()
         do {
             try data.sync()
             try mutable.withLockedValue { m in

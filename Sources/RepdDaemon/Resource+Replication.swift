@@ -1,0 +1,540 @@
+import Crypto
+import NIOCore
+import PeerProtocol
+import RepdConfig
+import RepdCore
+import RepdNet
+import RepdSystem
+
+/// The peer side of a resource: the link, the state exchange, applying the peer's writes,
+/// and what happens when the link goes away.
+extension Resource: PeerLinkDelegate {
+    func startPeerLink() async throws {
+        guard let peer = config.peer else { return }
+        let net = config.net
+        let configuration = PeerLinkConfiguration(
+            resource: config.name, localNode: node, peerNode: peer.names.first ?? "peer",
+            listenHost: config.local.address.host, listenPort: config.local.address.port,
+            peerHost: peer.address.host, peerPort: peer.address.port,
+            sharedSecret: net.sharedSecret.map { Array($0.utf8) }, algorithm: net.cramHMACAlg,
+            connectInterval: .seconds(Int64(max(1, net.connectIntervalSeconds))),
+            pingInterval: .seconds(Int64(max(1, net.pingIntervalSeconds))),
+            pingTimeout: .milliseconds(Int64(max(1, net.pingTimeoutDeciseconds)) * 100),
+            sendBufferSize: net.sndbufSize, receiveBufferSize: net.rcvbufSize)
+        let link = PeerLink(configuration: configuration, group: group, logger: logger, delegate: self,
+                            mac: Resource.hmac, random: { ProcessSupport.randomUInt64() })
+        self.link = link
+        do {
+            try await link.start()
+        } catch {
+            throw ResourceError("cannot listen for the peer on \(config.local.address): \(error)")
+        }
+        logger.info("replication: listening on \(config.local.address), connecting to \(configuration.peerNode) at \(peer.address) (protocol \(net.protocol.rawValue))")
+        let timeoutNanos = UInt64(max(1, net.timeoutDeciseconds)) * 100_000_000
+        group.next().scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .milliseconds(500)) { [weak self] task in
+            guard let self else { task.cancel(); return }
+            self.checkAcknowledgementTimeout(timeoutNanos)
+        }
+    }
+
+    static let hmac: @Sendable (String, [UInt8], [UInt8]) -> [UInt8] = { algorithm, key, message in
+        let symmetricKey = SymmetricKey(data: key)
+        switch algorithm {
+        case "sha1": return Array(HMAC<Insecure.SHA1>.authenticationCode(for: message, using: symmetricKey))
+        default: return Array(HMAC<SHA256>.authenticationCode(for: message, using: symmetricKey))
+        }
+    }
+
+    /// The link is considered broken when the peer leaves a write unacknowledged longer than `timeout`.
+    private func checkAcknowledgementTimeout(_ timeoutNanos: UInt64) {
+        let now = ProcessSupport.monotonicNanoseconds()
+        let late = mutable.withLockedValue { m -> Bool in
+            guard m.peer != nil else { return false }
+            return m.localWrites.values.contains { $0.replicated && !$0.peerDone && $0.startedAt + timeoutNanos < now }
+        }
+        if late {
+            link?.dropConnection(reason: "the peer did not acknowledge a write within timeout (\(Double(timeoutNanos) / 1e9) s)")
+        }
+    }
+
+    var localResolves: Bool { link?.configuration.isLeader ?? true }
+
+    func stateReport(_ m: Mutable) -> PeerStateReport {
+        var flags: PeerStateReport.Flags = []
+        if m.superblock.flags.contains(.crashedPrimary) { flags.insert(.crashedPrimary) }
+        if m.superblock.flags.contains(.consistent) { flags.insert(.consistent) }
+        if m.superblock.flags.contains(.wasUpToDate) { flags.insert(.wasUpToDate) }
+        return PeerStateReport(
+            role: m.state.role, disk: m.state.disk, usableSize: size, generation: m.superblock.generation,
+            outOfSyncBlocks: UInt64(m.bitmap.outOfSyncCount), flags: flags,
+            replicationProtocol: UInt8(ascii: config.net.protocol.rawValue.unicodeScalars.first!), allowTwoPrimaries: config.net.allowTwoPrimaries)
+    }
+
+    /// Tells the peer our role, disk and generations (after any change of them).
+    func sendState(_ m: inout Mutable, _ effects: inout Effects) {
+        guard let connection = m.peer?.connection else { return }
+        let report = stateReport(m)
+        connection.channel.eventLoop.execute { connection.send(.state(report)) }
+    }
+
+    /// Writes the superblock now (state changes are rare; the lock is held so they stay in order).
+    func persistSuperblock(_ m: inout Mutable) {
+        m.superblock.updateCounter += 1
+        do {
+            try metadata.writeBitmapPages(m.bitmap, pages: m.dirtyPages.sorted())
+            m.bitmapWrites += UInt64(m.dirtyPages.count)
+            m.dirtyPages.removeAll()
+            try metadata.writeSuperblock(m.superblock)
+        } catch {
+            logger.error("cannot write metadata: \(error)")
+        }
+    }
+
+    // MARK: PeerLinkDelegate
+
+    public func peerLinkEstablished(_ connection: PeerConnection, hello: PeerHello) {
+        withState { (m: inout Mutable, effects: inout Effects) -> Void in
+            m.peer = PeerSession(connection: connection, hello: hello)
+            m.linkMessage = nil
+            sendState(&m, &effects)
+        }
+    }
+
+    public func peerLinkRefused(reason: String) {
+        mutable.withLockedValue { $0.linkMessage = "connection to the peer refused: \(reason)" }
+    }
+
+    public func peerLinkLost(_ connection: PeerConnection, reason: String) {
+        withState { (m: inout Mutable, effects: inout Effects) -> Void in
+            guard let peer = m.peer, peer.connection === connection else { return }
+            logger.warning("lost the connection to the peer: \(reason)")
+            m.linkMessage = "connection lost: \(reason)"
+            // Writes the peer did not confirm are out of sync; the clients keep their data.
+            for op in m.tracker.awaitingPeer {
+                m.markOutOfSync(op.range)
+                m.tracker.markPeerDone(op.id)
+                if var write = m.localWrites[op.id] {
+                    write.peerDone = true
+                    write.replicated = false
+                    m.localWrites[op.id] = write
+                    completeIfDone(op.id, &m, &effects)
+                }
+            }
+            for (_, promise) in peer.flushes { effects.append { promise.succeed(()) } }
+            let wasSyncing = peer.sync != nil
+            m.peer = nil
+            let wasPeerUpToDate = m.state.peerDisk == .upToDate
+            _ = try? m.state.apply(.connection(link?.isStandAlone == true ? .standAlone : .connecting))
+            if m.state.role == .primary && wasPeerUpToDate {
+                // From now on this node's data is newer than the peer's.
+                m.superblock.generation.startNewCurrent(ProcessSupport.randomUInt64(), primary: true)
+                logger.info("new current generation \(hex(m.superblock.generation.current)) (Primary without its peer)")
+            }
+            if wasSyncing { logger.warning("resync interrupted; it resumes from the bitmap when the peer is back") }
+            persistSuperblock(&m)
+        }
+    }
+
+    public func peerLinkReceived(_ message: PeerMessage, on connection: PeerConnection) {
+        withState { (m: inout Mutable, effects: inout Effects) -> Void in
+            guard m.peer?.connection === connection else { return }
+            switch message {
+            case .state(let report):
+                receiveState(report, &m, &effects)
+            case .write(let write):
+                receiveWrite(write, connection: connection, &m, &effects)
+            case .writeAck(let sequence, let status):
+                receiveWriteAck(sequence: sequence, status: status, &m, &effects)
+            case .receiveAck(let sequence):
+                if let id = m.peer?.writesBySequence[sequence], var write = m.localWrites[id] {
+                    write.peerReceived = true
+                    m.localWrites[id] = write
+                    completeIfDone(id, &m, &effects)
+                }
+            case .flush(let sequence):
+                let data = self.data
+                effects.append {
+                    self.threadPool.submit { _ in
+                        let status: UInt32 = (try? data.sync()) == nil ? 5 : 0
+                        connection.send(.flushAck(sequence: sequence, status: status))
+                    }
+                }
+            case .flushAck(let sequence, _):
+                if let promise = m.peer?.flushes.removeValue(forKey: sequence) {
+                    effects.append { promise.succeed(()) }
+                }
+            case .bitmapPage(let index, let bytes):
+                mergePeerBitmapPage(index: Int(index), bytes: bytes, &m)
+            case .bitmapDone:
+                m.peer?.peerBitmapDone = true
+                pumpResync(&m, &effects)
+            case .syncStart(_, let total, let full):
+                logger.info("resync from the peer starting: \(total) blocks of 4 KiB\(full ? " (full sync)" : "")")
+                if m.peer?.sync == nil {
+                    m.peer?.sync = ResyncProgress(source: false, full: full, totalBlocks: total, startedAt: ProcessSupport.monotonicNanoseconds())
+                } else {
+                    m.peer?.sync?.totalBlocks = total
+                }
+            case .syncData(let offset, let payload):
+                let write = PeerWrite(sequence: 0, offset: offset, length: UInt32(payload.readableBytes), kind: .data, fua: false, noHole: false, payload: payload)
+                receiveWrite(write, connection: connection, isResync: true, &m, &effects)
+            case .syncAck(let offset, let length, let status):
+                receiveSyncAck(offset: offset, length: length, status: status, &m, &effects)
+            case .syncDone(let blocks):
+                finishSyncTarget(blocks: blocks, &m, &effects)
+            case .checksumRequest, .checksumReply:
+                break
+            case .hello, .authChallenge, .authResponse, .authResult, .chosen, .ping, .pingAck, .error:
+                break
+            }
+        }
+    }
+
+    // MARK: state exchange and the sync decision
+
+    private func receiveState(_ report: PeerStateReport, _ m: inout Mutable, _ effects: inout Effects) {
+        let first = m.peer?.report == nil
+        m.peer?.report = report
+        _ = try? m.state.apply(.peer(role: report.role, disk: report.disk))
+        if first {
+            _ = try? m.state.apply(.connection(.connected))
+            if report.usableSize != size {
+                logger.warning("the peer's disk is \(report.usableSize) bytes, ours \(size): the smaller size is replicated")
+            }
+            m.exportSize = min(size, report.usableSize)
+            logger.info("connected: peer \(m.peer!.hello.node) is \(report.role.rawValue)/\(report.disk.rawValue), protocol \(config.net.protocol.rawValue)")
+            decideSync(&m, &effects)
+        } else if m.peer?.sync == nil && m.state.replication == .established
+                    && (m.state.disk == .inconsistent || report.disk == .inconsistent) {
+            decideSync(&m, &effects)
+        }
+    }
+
+    func decideSync(_ m: inout Mutable, _ effects: inout Effects) {
+        guard var peer = m.peer, let report = peer.report else { return }
+        let local = SyncView(
+            generation: m.superblock.generation, disk: m.state.disk, role: m.state.role,
+            crashedPrimary: m.superblock.flags.contains(.crashedPrimary), outOfSyncBlocks: UInt64(m.bitmap.outOfSyncCount))
+        let remote = SyncView(
+            generation: report.generation, disk: report.disk, role: report.role,
+            crashedPrimary: report.flags.contains(.crashedPrimary), outOfSyncBlocks: report.outOfSyncBlocks)
+        let decision = SyncDecider.decide(local: local, peer: remote, localResolves: localResolves)
+        peer.decision = decision
+        m.peer = peer
+        logger.info("sync decision: \(decision)")
+        if let corrected = decision.correctedLocal, corrected != m.superblock.generation {
+            // Some rules repair the identifiers of an interrupted resync before comparing.
+            m.superblock.generation = corrected
+            persistSuperblock(&m)
+        }
+        switch decision.strategy {
+        case .noSync, .bothInconsistent:
+            m.state.replication = .established
+            if case .noSync = decision.strategy, m.bitmap.outOfSyncCount > 0 {
+                m.dirtyPages.formUnion(m.bitmap.clearAll())
+            }
+            if case .noSync = decision.strategy {
+                m.superblock.generation.clearBitmapUUID()
+                m.superblock.flags.remove(.crashedPrimary)
+                persistSuperblock(&m)
+            }
+        case .becomeSyncSource(let full), .becomeSyncTarget(let full):
+            let source: Bool
+            if case .becomeSyncSource = decision.strategy { source = true } else { source = false }
+            beginSync(source: source, full: full, &m, &effects)
+        case .splitBrain, .splitBrainUnresolvable, .unrelatedData:
+            let reason = "\(decision); the nodes disconnect (StandAlone) until an operator decides which data to keep"
+            logger.error("split brain or unrelated data detected: \(reason)")
+            m.linkMessage = "split brain: \(decision.explanation)"
+            let connection = peer.connection
+            let link = self.link
+            effects.append {
+                connection.send(.error(reason: "split brain detected: \(decision.explanation)")).whenComplete { _ in
+                    link?.goStandAlone(reason: "split brain: \(decision.explanation)")
+                }
+            }
+        }
+    }
+
+    private func beginSync(source: Bool, full: Bool, _ m: inout Mutable, _ effects: inout Effects) {
+        guard let connection = m.peer?.connection else { return }
+        m.peer?.sync = ResyncProgress(source: source, full: full, totalBlocks: 0, startedAt: ProcessSupport.monotonicNanoseconds())
+        if full { m.dirtyPages.formUnion(m.bitmap.markAllOutOfSync()) }
+        if source {
+            m.state.replication = .syncSource
+        } else {
+            m.state.replication = .syncTarget
+            _ = try? m.state.apply(.attach(.inconsistent))
+            m.superblock.flags.remove(.consistent)
+            m.superblock.flags.remove(.wasUpToDate)
+        }
+        persistSuperblock(&m)
+        if !full {
+            // Both sides send their bitmaps: the sync covers the union of both sides' changes.
+            var pages: [PeerMessage] = []
+            for page in 0..<m.bitmap.pageCount {
+                let bytes = m.bitmap.page(page)
+                if bytes.contains(where: { $0 != 0 }) {
+                    pages.append(.bitmapPage(index: UInt32(page), bytes: ByteBuffer(bytes: bytes)))
+                }
+            }
+            let count = UInt32(pages.count)
+            connection.channel.eventLoop.execute {
+                for page in pages { connection.send(page) }
+                connection.send(.bitmapDone(pages: count))
+            }
+        } else {
+            m.peer?.peerBitmapDone = true
+        }
+        logger.info("resync starting as \(source ? "SyncSource" : "SyncTarget")\(full ? " (full sync)" : " (blocks out of sync on either side)")")
+        pumpResync(&m, &effects)
+    }
+
+    private func mergePeerBitmapPage(index: Int, bytes: ByteBuffer, _ m: inout Mutable) {
+        let blocksPerPage = 4096 * 8
+        var bytes = bytes
+        var byteIndex = 0
+        while let byte = bytes.readInteger(as: UInt8.self) {
+            if byte != 0 {
+                for bit in 0..<8 where byte & (1 << bit) != 0 {
+                    let block = UInt64(index * blocksPerPage + byteIndex * 8 + bit)
+                    if block < UInt64(m.bitmap.blockCount) {
+                        m.markOutOfSync((block * Geometry.blockSize)..<((block + 1) * Geometry.blockSize))
+                    }
+                }
+            }
+            byteIndex += 1
+        }
+    }
+
+    // MARK: the peer's writes
+
+    private func receiveWrite(_ write: PeerWrite, connection: PeerConnection, isResync: Bool = false, _ m: inout Mutable, _ effects: inout Effects) {
+        let range = write.offset..<(write.offset + UInt64(write.length))
+        if config.net.protocol == .B && !isResync {
+            let sequence = write.sequence
+            connection.channel.eventLoop.execute { connection.send(.receiveAck(sequence: sequence)) }
+        }
+        guard range.upperBound <= size, m.state.disk != .diskless else {
+            let sequence = write.sequence
+            logger.error("the peer sent a write beyond our disk (\(range)); refused")
+            connection.channel.eventLoop.execute {
+                if isResync {
+                    connection.send(.syncAck(offset: write.offset, length: write.length, status: 28))
+                } else {
+                    connection.send(.writeAck(sequence: sequence, status: 28))
+                }
+            }
+            return
+        }
+        m.receivedBytes += UInt64(write.kind == .data ? write.length : 0)
+        var segments = [range]
+        if !isResync {
+            let overlaps = m.tracker.unacknowledgedLocalOverlaps(range)
+            if !overlaps.isEmpty {
+                m.conflicts += 1
+                if localResolves {
+                    segments = range.subtracting(overlaps)
+                    logger.info("concurrent write conflict at \(range.lowerBound)+\(range.count): this node resolves; our data kept for \(overlaps.map { "\($0.lowerBound)+\($0.count)" }.joined(separator: ","))")
+                } else {
+                    logger.info("concurrent write conflict at \(range.lowerBound)+\(range.count): the peer resolves; its data is applied after ours")
+                }
+            }
+        }
+        let (id, mayStart) = m.tracker.admit(range, origin: .peer, peerDone: true)
+        m.peerApplies[id] = PeerApply(
+            id: id, sequence: write.sequence, range: range, segments: segments, kind: write.kind, fua: write.fua, noHole: write.noHole,
+            payload: write.payload, isResync: isResync, connection: connection)
+        if mayStart { startPeerApply(id, &m, &effects) }
+    }
+
+    func startPeerApply(_ id: UInt64, _ m: inout Mutable, _ effects: inout Effects) {
+        guard let apply = m.peerApplies[id] else { return }
+        let data = self.data
+        effects.append {
+            self.threadPool.submit { _ in
+                var status: UInt32 = 0
+                do {
+                    for segment in apply.segments where !segment.isEmpty {
+                        try Resource.apply(kind: apply.kind, range: segment, payload: apply.payload,
+                                           payloadOffset: Int(segment.lowerBound - apply.range.lowerBound),
+                                           fua: false, noHole: apply.noHole, fastZero: false, to: data)
+                    }
+                    if apply.fua { try data.sync() }
+                } catch {
+                    self.logger.error("writing the peer's data at \(apply.range.lowerBound)+\(apply.range.count): \(error)")
+                    status = 5
+                }
+                self.peerApplyFinished(id, status: status)
+            }
+        }
+    }
+
+    private func peerApplyFinished(_ id: UInt64, status: UInt32) {
+        withState { (m: inout Mutable, effects: inout Effects) -> Void in
+            guard let apply = m.peerApplies.removeValue(forKey: id) else { return }
+            if status == 0 {
+                // The peer's data is on our disk: these blocks are in sync.
+                m.markInSync(apply.range)
+                if apply.isResync { m.peer?.sync?.doneBlocks += UInt64(apply.range.count) / Geometry.blockSize }
+            }
+            // Acknowledge before releasing writes that waited for this one (see WriteConflictTracker).
+            let connection = apply.connection
+            let ack: PeerMessage = apply.isResync
+                ? .syncAck(offset: apply.range.lowerBound, length: UInt32(apply.range.count), status: status)
+                : .writeAck(sequence: apply.sequence, status: status)
+            connection.channel.eventLoop.execute { connection.send(ack) }
+            for ready in m.tracker.markLocalDone(id) { startOperation(ready, &m, &effects) }
+        }
+    }
+
+    private func receiveWriteAck(sequence: UInt64, status: UInt32, _ m: inout Mutable, _ effects: inout Effects) {
+        guard let id = m.peer?.writesBySequence[sequence], var write = m.localWrites[id] else { return }
+        write.peerDone = true
+        m.localWrites[id] = write
+        m.tracker.markPeerDone(id)
+        if status != 0 {
+            logger.error("the peer failed to write \(write.range.lowerBound)+\(write.range.count) (error \(status)); marked out of sync")
+            m.markOutOfSync(write.range)
+        } else if m.peer?.sync != nil {
+            // Mirrored during a resync: these blocks need not be sent again.
+            m.markInSync(write.range)
+        }
+        completeIfDone(id, &m, &effects)
+    }
+
+    // MARK: resync, SyncSource side
+
+    /// Keeps up to `resyncWindow` bytes of resync data in flight, from the bitmap.
+    func pumpResync(_ m: inout Mutable, _ effects: inout Effects) {
+        guard var sync = m.peer?.sync, sync.source, m.peer?.peerBitmapDone == true else { return }
+        if !sync.started {
+            sync.started = true
+            sync.totalBlocks = UInt64(m.bitmap.outOfSyncCount)
+            let total = sync.totalBlocks, full = sync.full
+            if let connection = m.peer?.connection {
+                connection.channel.eventLoop.execute { connection.send(.syncStart(sourceIsSender: true, totalBlocks: total, full: full)) }
+            }
+        }
+        let window = 8 << 20
+        let maximumRun = 256   // blocks: 1 MiB per transfer
+        while sync.inFlightBytes < window, let first = m.bitmap.nextOutOfSync(fromBlock: sync.cursor) {
+            var last = first
+            while last + 1 < m.bitmap.blockCount && last + 1 - first < maximumRun && m.bitmap.isOutOfSync(block: last + 1) { last += 1 }
+            sync.cursor = last + 1
+            let range = UInt64(first) * Geometry.blockSize..<UInt64(last + 1) * Geometry.blockSize
+            let (id, mayStart) = m.tracker.admit(range, origin: .resync, peerDone: false)
+            sync.inFlight[id] = ResyncTransfer(id: id, range: range)
+            sync.inFlightBytes += range.count
+            m.peer?.sync = sync
+            if mayStart { startResyncRead(id, &m, &effects) }
+            sync = m.peer!.sync!
+        }
+        m.peer?.sync = sync
+        if sync.inFlight.isEmpty && m.bitmap.nextOutOfSync(fromBlock: sync.cursor) == nil {
+            if m.bitmap.outOfSyncCount > 0 {
+                // Blocks marked again behind the cursor (a failed transfer): another pass.
+                m.peer?.sync?.cursor = 0
+                pumpResync(&m, &effects)
+                return
+            }
+            finishSyncSource(&m, &effects)
+        }
+    }
+
+    func startResyncRead(_ id: UInt64, _ m: inout Mutable, _ effects: inout Effects) {
+        guard let transfer = m.peer?.sync?.inFlight[id], let connection = m.peer?.connection else { return }
+        let data = self.data
+        effects.append {
+            self.threadPool.submit { _ in
+                var buffer = ByteBuffer()
+                let ok: Bool
+                do {
+                    buffer = try Resource.readBuffer(data, offset: transfer.range.lowerBound, count: transfer.range.count)
+                    ok = true
+                } catch {
+                    self.logger.error("resync read at \(transfer.range): \(error)")
+                    ok = false
+                }
+                self.withState { (m: inout Mutable, effects: inout Effects) -> Void in
+                    if ok, m.peer?.connection === connection {
+                        m.sentBytes += UInt64(transfer.range.count)
+                        let payload = buffer
+                        connection.channel.eventLoop.execute {
+                            connection.send(.syncData(offset: transfer.range.lowerBound, payload: payload))
+                        }
+                        m.peer?.sync?.inFlight[id]?.sent = true
+                    } else {
+                        m.tracker.markPeerDone(id)
+                        m.peer?.sync?.inFlight[id] = nil
+                        m.peer?.sync?.inFlightBytes -= transfer.range.count
+                    }
+                    for ready in m.tracker.markLocalDone(id) { self.startOperation(ready, &m, &effects) }
+                }
+            }
+        }
+    }
+
+    private func receiveSyncAck(offset: UInt64, length: UInt32, status: UInt32, _ m: inout Mutable, _ effects: inout Effects) {
+        guard var sync = m.peer?.sync, sync.source,
+              let (id, transfer) = sync.inFlight.first(where: { $0.value.range.lowerBound == offset && $0.value.range.count == Int(length) })
+        else { return }
+        sync.inFlight[id] = nil
+        sync.inFlightBytes -= transfer.range.count
+        if status == 0 {
+            sync.doneBlocks += UInt64(transfer.range.count) / Geometry.blockSize
+        }
+        m.peer?.sync = sync
+        m.tracker.markPeerDone(id)
+        if status == 0 {
+            m.markInSync(transfer.range)
+        } else {
+            logger.error("the peer could not write resync data at \(transfer.range) (error \(status))")
+        }
+        pumpResync(&m, &effects)
+    }
+
+    private func finishSyncSource(_ m: inout Mutable, _ effects: inout Effects) {
+        guard let sync = m.peer?.sync, !sync.finishedSending, let connection = m.peer?.connection else { return }
+        m.peer?.sync?.finishedSending = true
+        let blocks = sync.doneBlocks
+        let seconds = Double(ProcessSupport.monotonicNanoseconds() - sync.startedAt) / 1e9
+        logger.info("resync finished as SyncSource: \(blocks) blocks (\(blocks * 4) KiB) in \(oneDecimal(seconds)) s")
+        m.peer?.sync = nil
+        m.state.replication = .established
+        _ = try? m.state.apply(.peer(role: m.state.peerRole, disk: .upToDate))
+        m.superblock.generation.clearBitmapUUID()
+        m.superblock.flags.remove(.crashedPrimary)
+        persistSuperblock(&m)
+        // The target adopts these generations when it sees syncDone: send them first.
+        sendState(&m, &effects)
+        connection.channel.eventLoop.execute { connection.send(.syncDone(blocks: blocks)) }
+    }
+
+    // MARK: resync, SyncTarget side
+
+    private func finishSyncTarget(blocks: UInt64, _ m: inout Mutable, _ effects: inout Effects) {
+        guard let report = m.peer?.report else { return }
+        let seconds = m.peer?.sync.map { Double(ProcessSupport.monotonicNanoseconds() - $0.startedAt) / 1e9 } ?? 0
+        logger.info("resync finished as SyncTarget: \(blocks) blocks (\(blocks * 4) KiB) in \(oneDecimal(seconds)) s; disk UpToDate")
+        m.peer?.sync = nil
+        m.state.replication = .established
+        if m.bitmap.outOfSyncCount > 0 { m.dirtyPages.formUnion(m.bitmap.clearAll()) }
+        _ = try? m.state.apply(.attach(.upToDate))
+        m.superblock.generation.adoptFromSyncSource(report.generation)
+        m.superblock.flags.formUnion([.consistent, .wasUpToDate])
+        m.superblock.flags.remove(.crashedPrimary)
+        persistSuperblock(&m)
+        sendState(&m, &effects)
+    }
+}
+
+struct ResourceError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+func oneDecimal(_ value: Double) -> String {
+    let tenths = Int((value * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10)"
+}

@@ -1,0 +1,114 @@
+import NIOCore
+import PeerProtocol
+import RepdCore
+import RepdNet
+
+/// Work to do after the resource lock is released: completing client promises and starting
+/// I/O must not run under the lock (their callbacks take it again).
+typealias Effects = [() -> Void]
+
+/// A write from a local NBD client, from admission until both disks are done.
+struct LocalWrite {
+    let id: UInt64
+    let range: Range<UInt64>
+    let kind: PeerWrite.Kind
+    let fua: Bool
+    let noHole: Bool
+    let fastZero: Bool
+    let payload: ByteBuffer?
+    let promise: EventLoopPromise<NBDOutcome>
+    var replicated: Bool
+    let startedAt: UInt64
+    var sequence: UInt64?
+    var localDone = false
+    var localError: NBDFailure?
+    var peerDone = false
+    var peerReceived = false
+    var completed = false
+
+    init(id: UInt64, range: Range<UInt64>, kind: PeerWrite.Kind, fua: Bool, noHole: Bool, fastZero: Bool, payload: ByteBuffer?,
+         promise: EventLoopPromise<NBDOutcome>, replicated: Bool, startedAt: UInt64) {
+        self.id = id
+        self.range = range
+        self.kind = kind
+        self.fua = fua
+        self.noHole = noHole
+        self.fastZero = fastZero
+        self.payload = payload
+        self.promise = promise
+        self.replicated = replicated
+        self.startedAt = startedAt
+        self.peerDone = !replicated
+    }
+}
+
+/// A write received from the peer (application write or resync data), waiting for or doing its local I/O.
+struct PeerApply {
+    let id: UInt64
+    let sequence: UInt64
+    let range: Range<UInt64>
+    /// The parts to write: all of `range` unless a conflict resolution skipped some.
+    let segments: [Range<UInt64>]
+    let kind: PeerWrite.Kind
+    let fua: Bool
+    let noHole: Bool
+    let payload: ByteBuffer?
+    let isResync: Bool
+    let connection: PeerConnection
+}
+
+/// A resync transfer on the SyncSource: read locally, sent, acknowledged by the target.
+struct ResyncTransfer {
+    let id: UInt64
+    let range: Range<UInt64>
+    var sent = false
+}
+
+/// The connected peer and what is in flight with it.
+struct PeerSession {
+    let connection: PeerConnection
+    var hello: PeerHello
+    var report: PeerStateReport?
+    var nextSequence: UInt64 = 1
+    var writesBySequence: [UInt64: UInt64] = [:]
+    var flushes: [UInt64: EventLoopPromise<Void>] = [:]
+    var decision: SyncDecision?
+    var peerBitmapDone = false
+    var sync: ResyncProgress?
+}
+
+/// A running resync, on either side.
+struct ResyncProgress {
+    var source: Bool
+    var full: Bool
+    var started: Bool = false
+    var cursor: Int = 0
+    var inFlight: [UInt64: ResyncTransfer] = [:]
+    var inFlightBytes = 0
+    var totalBlocks: UInt64
+    var doneBlocks: UInt64 = 0
+    var startedAt: UInt64
+    var finishedSending = false
+}
+
+extension Resource {
+    /// Runs `body` under the lock, then the collected effects outside it.
+    @discardableResult
+    func withState<T>(_ body: (inout Mutable, inout Effects) throws -> T) rethrows -> T {
+        var effects: Effects = []
+        let result = try mutable.withLockedValue { m in try body(&m, &effects) }
+        for effect in effects { effect() }
+        return result
+    }
+
+    /// Starts an operation the conflict tracker released.
+    func startOperation(_ id: UInt64, _ m: inout Mutable, _ effects: inout Effects) {
+        if m.localWrites[id] != nil {
+            startLocalWrite(id, &m, &effects)
+        } else if m.peerApplies[id] != nil {
+            startPeerApply(id, &m, &effects)
+        } else if m.peer?.sync?.inFlight[id] != nil {
+            startResyncRead(id, &m, &effects)
+        }
+    }
+}

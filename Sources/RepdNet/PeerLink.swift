@@ -1,0 +1,453 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import PeerProtocol
+
+/// What the replication engine hears from the link.
+public protocol PeerLinkDelegate: AnyObject, Sendable {
+    /// The one connection to the peer is up and authenticated.
+    func peerLinkEstablished(_ connection: PeerConnection, hello: PeerHello)
+    /// A message on the established connection (pings are answered by the link itself).
+    func peerLinkReceived(_ message: PeerMessage, on connection: PeerConnection)
+    /// The established connection is gone.
+    func peerLinkLost(_ connection: PeerConnection, reason: String)
+    /// A connection attempt was refused (authentication, wrong resource, protocol error).
+    func peerLinkRefused(reason: String)
+}
+
+/// Settings of the link, from the resource's `net` section.
+public struct PeerLinkConfiguration: Sendable {
+    public var resource: String
+    public var localNode: String
+    public var peerNode: String
+    public var listenHost: String
+    public var listenPort: Int
+    public var peerHost: String
+    public var peerPort: Int
+    public var sharedSecret: [UInt8]?
+    public var algorithm: String?
+    public var connectInterval: TimeAmount
+    public var pingInterval: TimeAmount
+    public var pingTimeout: TimeAmount
+    public var sendBufferSize: Int
+    public var receiveBufferSize: Int
+
+    public init(resource: String, localNode: String, peerNode: String, listenHost: String, listenPort: Int, peerHost: String, peerPort: Int,
+                sharedSecret: [UInt8]?, algorithm: String?, connectInterval: TimeAmount, pingInterval: TimeAmount, pingTimeout: TimeAmount,
+                sendBufferSize: Int, receiveBufferSize: Int) {
+        self.resource = resource
+        self.localNode = localNode
+        self.peerNode = peerNode
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.peerHost = peerHost
+        self.peerPort = peerPort
+        self.sharedSecret = sharedSecret
+        self.algorithm = algorithm
+        self.connectInterval = connectInterval
+        self.pingInterval = pingInterval
+        self.pingTimeout = pingTimeout
+        self.sendBufferSize = sendBufferSize
+        self.receiveBufferSize = receiveBufferSize
+    }
+
+    /// The node whose name sorts first leads: it chooses which connection survives.
+    public var isLeader: Bool { localNode < peerNode }
+}
+
+/// One TCP connection to the peer.
+public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
+    public let channel: any Channel
+    public let id: Int
+    public let outbound: Bool
+
+    init(channel: any Channel, id: Int, outbound: Bool) {
+        self.channel = channel
+        self.id = id
+        self.outbound = outbound
+    }
+
+    /// Queues a message; messages are sent in the order of the calls.
+    @discardableResult
+    public func send(_ message: PeerMessage) -> EventLoopFuture<Void> {
+        channel.writeAndFlush(message)
+    }
+
+    public func close() {
+        channel.close(promise: nil)
+    }
+
+    public var description: String {
+        "\(outbound ? "outgoing" : "incoming") connection #\(id) (\(channel.remoteAddress.map { "\($0)" } ?? "?"))"
+    }
+
+    public static func == (a: PeerConnection, b: PeerConnection) -> Bool { a === b }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+}
+
+/// The replication link: listens on this node's address, dials the peer's, authenticates both
+/// directions, and keeps exactly one connection (the leader's choice). Reconnects by itself.
+public final class PeerLink: Sendable {
+    public let configuration: PeerLinkConfiguration
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let mac: @Sendable (String, [UInt8], [UInt8]) -> [UInt8]
+    private let random: @Sendable () -> UInt64
+
+    struct State {
+        var listener: (any Channel)?
+        var active: PeerConnection?
+        var pending: [Int: PeerConnection] = [:]
+        var dialing = false
+        var stopped = false
+        var nextID = 1
+        var dialTask: RepeatedTask?
+        var standAlone = false
+    }
+    private let state = NIOLockedValueBox(State())
+
+    final class WeakDelegate: Sendable {
+        private let box: NIOLockedValueBox<(any PeerLinkDelegate)?>
+        init(_ d: any PeerLinkDelegate) { box = NIOLockedValueBox(d) }
+        var value: (any PeerLinkDelegate)? { box.withLockedValue { $0 } }
+        func clear() { box.withLockedValue { $0 = nil } }
+    }
+    private let delegateRef: WeakDelegate
+
+    /// At most this many connections may be in their handshake at once; more are closed at once.
+    static let maximumPending = 16
+    /// A connection that has not authenticated within this time is closed.
+    static let handshakeTimeout = TimeAmount.seconds(10)
+
+    public init(configuration: PeerLinkConfiguration, group: any EventLoopGroup, logger: Logger, delegate: any PeerLinkDelegate,
+                mac: @escaping @Sendable (String, [UInt8], [UInt8]) -> [UInt8], random: @escaping @Sendable () -> UInt64) {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        self.mac = mac
+        self.random = random
+        self.delegateRef = WeakDelegate(delegate)
+    }
+
+    var delegate: (any PeerLinkDelegate)? { delegateRef.value }
+
+    public func start() async throws {
+        let listener = try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.backlog, value: 16)
+            .childChannelInitializer { [self] channel in
+                self.setUp(channel: channel, outbound: false)
+            }
+            .bind(host: configuration.listenHost, port: configuration.listenPort)
+            .get()
+        state.withLockedValue { $0.listener = listener }
+        let loop = group.next()
+        let task = loop.scheduleRepeatedTask(initialDelay: .zero, delay: configuration.connectInterval) { [self] _ in
+            self.dialIfNeeded()
+        }
+        state.withLockedValue { $0.dialTask = task }
+    }
+
+    public func stop() async {
+        let (listener, active, pending, task) = state.withLockedValue { s in
+            s.stopped = true
+            return (s.listener, s.active, Array(s.pending.values), s.dialTask)
+        }
+        task?.cancel()
+        try? await listener?.close()
+        active?.close()
+        pending.forEach { $0.close() }
+        if let active { try? await active.channel.closeFuture.get() }
+        delegateRef.clear()
+    }
+
+    public var activeConnection: PeerConnection? { state.withLockedValue { $0.active } }
+
+    /// Drops the current connection (it will be re-established by the dial loop).
+    public func dropConnection(reason: String) {
+        if let active = state.withLockedValue({ $0.active }) {
+            logger.warning("closing the connection to the peer: \(reason)")
+            active.close()
+        }
+    }
+
+    /// Stops connecting and accepting until `connect()`: DRBD's StandAlone.
+    public func goStandAlone(reason: String) {
+        let active = state.withLockedValue { s -> PeerConnection? in
+            s.standAlone = true
+            return s.active
+        }
+        logger.warning("StandAlone: \(reason)")
+        if let active { noteLossReason(active, reason); active.close() }
+    }
+
+    /// Leaves StandAlone and resumes connecting.
+    public func connect() {
+        state.withLockedValue { $0.standAlone = false }
+        group.next().execute { [self] in self.dialIfNeeded() }
+    }
+
+    public var isStandAlone: Bool { state.withLockedValue { $0.standAlone } }
+
+    private func dialIfNeeded() {
+        let go = state.withLockedValue { s -> Bool in
+            guard !s.stopped, !s.standAlone, s.active == nil, !s.dialing else { return false }
+            s.dialing = true
+            return true
+        }
+        guard go else { return }
+        ClientBootstrap(group: group)
+            .connectTimeout(.seconds(3))
+            .channelInitializer { [self] channel in self.setUp(channel: channel, outbound: true) }
+            .connect(host: configuration.peerHost, port: configuration.peerPort)
+            .whenComplete { [self] result in
+                self.state.withLockedValue { $0.dialing = false }
+                if case .failure = result {
+                    // The peer is not reachable yet; the loop tries again after connect-int.
+                }
+            }
+    }
+
+    private func setUp(channel: any Channel, outbound: Bool) -> EventLoopFuture<Void> {
+        let connection: PeerConnection? = state.withLockedValue { s in
+            guard !s.stopped, !s.standAlone, s.pending.count < Self.maximumPending else { return nil }
+            let c = PeerConnection(channel: channel, id: s.nextID, outbound: outbound)
+            s.nextID += 1
+            s.pending[c.id] = c
+            return c
+        }
+        guard let connection else {
+            logger.warning("refusing a replication connection from \(channel.remoteAddress.map { "\($0)" } ?? "?"): too many connections in handshake")
+            return channel.close()
+        }
+        var challenge: [UInt8] = []
+        for _ in 0..<4 { withUnsafeBytes(of: random()) { challenge += $0 } }
+        let handshake = PeerHandshake(
+            PeerHandshake.Configuration(
+                resource: configuration.resource, localNode: configuration.localNode, peerNode: configuration.peerNode,
+                sharedSecret: configuration.sharedSecret, algorithm: configuration.algorithm, nonce: random(), challenge: challenge),
+            mac: mac)
+        let handler = PeerConnectionHandler(link: self, connection: connection, handshake: handshake)
+        channel.closeFuture.whenComplete { [self] _ in self.closed(connection) }
+        if configuration.sendBufferSize > 0 {
+            _ = channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferSize))
+        }
+        if configuration.receiveBufferSize > 0 {
+            _ = channel.setOption(ChannelOptions.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferSize))
+        }
+        _ = channel.setOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandlers([
+                ByteToMessageHandler(PeerFrameDecoder()),
+                PeerFrameEncoder(),
+                handler,
+            ])
+        }
+    }
+
+    // MARK: events from connection handlers (on the connection's event loop)
+
+    func handshakeFailed(_ connection: PeerConnection, reason: String) {
+        logger.error("replication \(connection): refused: \(reason)")
+        delegate?.peerLinkRefused(reason: reason)
+    }
+
+    /// The handshake finished on `connection`. The leader picks it (if it has none) and says
+    /// so with `chosen`; the follower waits for `chosen`.
+    func authenticated(_ connection: PeerConnection, hello: PeerHello) {
+        guard configuration.isLeader else { return }
+        let chosen = state.withLockedValue { s -> Bool in
+            guard s.active == nil, !s.stopped else { return false }
+            s.active = connection
+            s.pending[connection.id] = nil
+            return true
+        }
+        if chosen {
+            connection.send(.chosen)
+            logger.info("connected to peer \(configuration.peerNode) (\(connection)); this node leads the connection choice")
+            delegate?.peerLinkEstablished(connection, hello: hello)
+        } else {
+            logger.info("closing a second connection to the peer (\(connection)): one is already established")
+            connection.close()
+        }
+    }
+
+    /// The follower received `chosen` on `connection`.
+    func chosen(_ connection: PeerConnection, hello: PeerHello) {
+        let others = state.withLockedValue { s -> [PeerConnection]? in
+            guard !s.stopped else { return nil }
+            if let current = s.active, current != connection { return nil }
+            s.active = connection
+            s.pending[connection.id] = nil
+            let others = Array(s.pending.values)
+            return others
+        }
+        guard let others else {
+            connection.close()
+            return
+        }
+        for other in others where other.outbound { other.close() }
+        logger.info("connected to peer \(configuration.peerNode) (\(connection)); chosen by the peer")
+        delegate?.peerLinkEstablished(connection, hello: hello)
+    }
+
+    func received(_ message: PeerMessage, on connection: PeerConnection) {
+        guard state.withLockedValue({ $0.active === connection }) else { return }
+        delegate?.peerLinkReceived(message, on: connection)
+    }
+
+    private func closed(_ connection: PeerConnection) {
+        let wasActive = state.withLockedValue { s -> Bool in
+            s.pending[connection.id] = nil
+            if s.active === connection {
+                s.active = nil
+                return true
+            }
+            return false
+        }
+        if wasActive {
+            delegate?.peerLinkLost(connection, reason: connectionLossReason(connection))
+            // Try again right away rather than waiting a whole connect-int.
+            group.next().execute { [self] in self.dialIfNeeded() }
+        }
+    }
+
+    private let lossReasons = NIOLockedValueBox<[Int: String]>([:])
+    func noteLossReason(_ connection: PeerConnection, _ reason: String) {
+        lossReasons.withLockedValue { $0[connection.id] = reason }
+    }
+    private func connectionLossReason(_ connection: PeerConnection) -> String {
+        lossReasons.withLockedValue { $0.removeValue(forKey: connection.id) } ?? "connection closed"
+    }
+
+    var pingInterval: TimeAmount { configuration.pingInterval }
+    var pingTimeout: TimeAmount { configuration.pingTimeout }
+}
+
+/// Runs the handshake on one connection, then passes messages to the link; answers pings and
+/// closes the connection when the peer stops answering.
+final class PeerConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = PeerMessage
+    typealias OutboundOut = PeerMessage
+
+    private let link: PeerLink
+    private let connection: PeerConnection
+    private var handshake: PeerHandshake
+    private var hello: PeerHello?
+    private var established = false
+    private var active = false
+    private var lastReceived = NIODeadline.now()
+    private var pingSentAt: NIODeadline?
+    private var timer: RepeatedTask?
+    private let openedAt = NIODeadline.now()
+
+    init(link: PeerLink, connection: PeerConnection, handshake: PeerHandshake) {
+        self.link = link
+        self.connection = connection
+        self.handshake = handshake
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        for message in handshake.start() { context.write(wrapOutboundOut(message), promise: nil) }
+        context.flush()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
+            loopBound.value.tick(context: ctx.value)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    private func tick(context: ChannelHandlerContext) {
+        let now = NIODeadline.now()
+        if !active {
+            if now - openedAt > PeerLink.handshakeTimeout {
+                link.noteLossReason(connection, "handshake timeout")
+                context.close(promise: nil)
+            }
+            return
+        }
+        if let sent = pingSentAt {
+            if now - sent > link.pingTimeout {
+                link.noteLossReason(connection, "the peer did not answer a ping within ping-timeout")
+                context.close(promise: nil)
+            }
+        } else if now - lastReceived > link.pingInterval {
+            pingSentAt = now
+            context.writeAndFlush(wrapOutboundOut(.ping), promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let message = unwrapInboundIn(data)
+        lastReceived = .now()
+        if active {
+            switch message {
+            case .ping:
+                context.writeAndFlush(wrapOutboundOut(.pingAck), promise: nil)
+            case .pingAck:
+                pingSentAt = nil
+            case .error(let reason):
+                link.noteLossReason(connection, "the peer closed the connection: \(reason)")
+                context.close(promise: nil)
+            default:
+                link.received(message, on: connection)
+            }
+            return
+        }
+        if established {
+            // Follower waiting for the leader's choice.
+            if case .chosen = message, let hello {
+                active = true
+                link.chosen(connection, hello: hello)
+            } else if case .error(let reason) = message {
+                link.noteLossReason(connection, reason)
+                context.close(promise: nil)
+            } else {
+                fail(context: context, reason: "unexpected \(message.type) before the connection was chosen", notify: true)
+            }
+            return
+        }
+        switch handshake.receive(message) {
+        case .send(let messages):
+            for m in messages { context.write(wrapOutboundOut(m), promise: nil) }
+            context.flush()
+        case .fail(let reason, let notify):
+            fail(context: context, reason: reason, notify: notify)
+        case .established(let hello, let messages):
+            for m in messages { context.write(wrapOutboundOut(m), promise: nil) }
+            context.flush()
+            self.hello = hello
+            established = true
+            if link.configuration.isLeader {
+                active = true
+                link.authenticated(connection, hello: hello)
+            }
+        }
+    }
+
+    private func fail(context: ChannelHandlerContext, reason: String, notify: Bool) {
+        link.handshakeFailed(connection, reason: reason)
+        if notify {
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.error(reason: reason))).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let reason = "protocol error from \(context.remoteAddress.map { "\($0)" } ?? "?"): \(error)"
+        if active {
+            link.noteLossReason(connection, reason)
+        } else {
+            link.handshakeFailed(connection, reason: reason)
+        }
+        context.close(promise: nil)
+    }
+}
