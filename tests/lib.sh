@@ -147,6 +147,23 @@ wait_for() {  # DESCRIPTION TRIES SLEEP CMD [ARGS...]
     return 1
 }
 
+# Bounded by wall-clock time only: run CMD every SLEEP seconds until it
+# succeeds or SECONDS have passed (for probes whose own cost varies, e.g.
+# `repd status` of a busy daemon).
+wait_until() {  # DESCRIPTION SECONDS SLEEP CMD [ARGS...]
+    local desc=$1 secs=$2 delay=$3 start n=0
+    shift 3
+    start=$(date +%s%N)
+    while :; do
+        n=$((n + 1))
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        [ $(( ($(date +%s%N) - start) / 1000000 )) -lt $((secs * 1000)) ] || break
+        sleep "$delay"
+    done
+    echo "timed out after $n tries / ${secs}s waiting for: $desc" >&2
+    return 1
+}
+
 # True if PID exists and is not a zombie.  (PID 1 on some test machines
 # does not reap orphans, so a dead daemon can linger as a zombie and
 # `kill -0` would still succeed.)
@@ -198,14 +215,17 @@ require_repd() {
 # processes, mounts, VGs/PVs, loop devices, FUSE mounts, the daemon.
 
 BG_PIDS=()       # background processes started by the test (killed)
+SESSIONS=()      # session ids (setsid) whose every process is killed
 MOUNTS=()        # mounted filesystems (umount)
 VGS=()           # "VG DEVICE" volume groups (vgchange -an, vgremove)
 PVS=()           # PV devices (pvremove)
 LOOPS=()         # loop devices (losetup -d)
 FUSE_MNTS=()     # "MOUNTPOINT PID" nbdfuse mounts (fusermount3 -u)
 RES=""           # resource started by start_single_node
+NODE_INSTANCES=() # "HANDLE|NODE|RES|CONFDIR|RUNDIR" of every node_define (two-node tests)
 
 add_bg_pid()  { BG_PIDS+=("$1"); }
+add_session() { SESSIONS+=("$1"); }
 add_mount()   { MOUNTS+=("$1"); }
 add_vg()      { VGS+=("$1 $2"); }
 add_pv()      { PVS+=("$1"); }
@@ -239,6 +259,36 @@ kill_pid() {  # PID
     wait "$pid" 2>/dev/null || true          # reap if it is our child
 }
 
+# Kill every process of session SID (a command started with `setsid`),
+# however deep and in whatever process group: TERM, bounded wait, KILL.
+_session_pids() {  # SID
+    local d p st sid
+    for d in /proc/[0-9]*; do
+        p=${d#/proc/}
+        { st=$(<"$d/stat"); } 2>/dev/null || continue
+        st=${st##*) }                   # after "(comm) ": state ppid pgrp session ...
+        read -r _ _ _ sid _ <<<"$st"
+        [ "$sid" = "$1" ] && pid_alive "$p" && echo "$p"
+    done
+    return 0
+}
+kill_session() {  # SID
+    local sid=$1 pids
+    [ -n "$sid" ] || return 0
+    pids=$(_session_pids "$sid")
+    [ -n "$pids" ] || return 0
+    # shellcheck disable=SC2086  # a list of pids
+    kill -TERM $pids 2>/dev/null || true
+    wait_for "session $sid to exit" 50 0.1 _session_empty "$sid" 2>/dev/null || {
+        pids=$(_session_pids "$sid")
+        # shellcheck disable=SC2086
+        [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+        wait_for "session $sid to die" 50 0.1 _session_empty "$sid" || true
+    }
+    wait "$sid" 2>/dev/null || true
+}
+_session_empty() { [ -z "$(_session_pids "$1")" ]; }
+
 # Stop the daemon: `repd down`, then kill -9 whatever the pid file still
 # names if it is alive.  Stand-in mode: stop nbdkit the same way.
 repd_cleanup() {
@@ -263,20 +313,41 @@ repd_cleanup() {
     RES=""
 }
 
-# Last resort: any repd process whose environment carries THIS test's
-# REPD_RUN_DIR (e.g. `repd up` failed after forking, so no pid file) is
-# ours; kill -9 it.
+# Last resort: any repd process whose environment carries a REPD_RUN_DIR
+# inside THIS test's temp dir, or whose command line names a path in it
+# (e.g. `repd up` failed after forking, so no pid file), is ours; kill -9.
 _sweep_daemons() {
-    local d p exe want
+    local d p exe want env
     want=$(basename "$REPD")
     for d in /proc/[0-9]*; do
         p=${d#/proc/}
         [ "$p" != "$$" ] || continue
-        exe=$(tr '\0' '\n' <"$d/cmdline" 2>/dev/null | head -n 1) || continue
+        # (2>/dev/null first: the process may vanish while we look)
+        exe=$(tr '\0' '\n' 2>/dev/null <"$d/cmdline" | head -n 1) || continue
         case "$(basename -- "${exe:-none}")" in repd|"$want") ;; *) continue ;; esac
-        tr '\0' '\n' <"$d/environ" 2>/dev/null | grep -qxF "REPD_RUN_DIR=$REPD_RUN_DIR" || continue
+        env=$'\n'$(tr '\0' '\n' 2>/dev/null <"$d/environ")
+        [[ $env == *$'\n'"REPD_RUN_DIR=$T/"* || $env == *$'\n'"REPD_RUN_DIR=$T"$'\n'* ]] ||
+            [[ $(tr '\0' ' ' 2>/dev/null <"$d/cmdline") == *"$T/"* ]] || continue
         pid_alive "$p" || continue
         echo "NOTE: killing leftover repd pid $p ($exe) of this test" >&2
+        kill -KILL "$p" 2>/dev/null || true
+    done
+}
+
+# Very last resort, after everything else was undone: any process still
+# alive whose command line names a path inside $T (an orphaned qemu of the
+# VM harness, a fio or socat that escaped its registry) belongs to this
+# test; kill -9.  The comparison is done in bash, so no helper process of
+# this loop carries $T in its own command line.
+_sweep_strays() {
+    local d p cmd
+    for d in /proc/[0-9]*; do
+        p=${d#/proc/}
+        if [ "$p" = "$$" ] || [ "$p" = "$BASHPID" ]; then continue; fi
+        cmd=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
+        [[ $cmd == *"$T/"* ]] || continue
+        pid_alive "$p" || continue
+        echo "NOTE: killing leftover process $p of this test: ${cmd:0:160}" >&2
         kill -KILL "$p" 2>/dev/null || true
     done
 }
@@ -299,6 +370,7 @@ _dump_diagnostics() {
                 timeout 10 "$REPD" status "$RES" 2>&1 </dev/null | sed 's/^/    | /' || true
             fi
         fi
+        [ "${#NODE_INSTANCES[@]}" -eq 0 ] || _dump_node_diagnostics
         echo "    --- losetup -a / fuse mounts ---"
         losetup -a 2>/dev/null | sed 's/^/    | /' || true
         grep fuse /proc/mounts 2>/dev/null | sed 's/^/    | /' || true
@@ -340,8 +412,9 @@ cleanup() {
         _dump_diagnostics
     fi
 
-    local p m e vg dev mnt pid i
+    local p m e vg dev mnt pid i sid
     for p in "${BG_PIDS[@]}"; do kill_pid "$p"; done
+    for sid in "${SESSIONS[@]}"; do kill_session "$sid"; done
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
         m=${MOUNTS[i]}
         _mounted "$m" && { umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; }
@@ -367,6 +440,9 @@ cleanup() {
     done
     _sweep_tmpdir
     repd_cleanup
+    nodes_cleanup
+    _sweep_daemons
+    _sweep_strays
 
     if [ "${REPD_TEST_KEEP:-0}" = 1 ]; then
         echo "NOTE: keeping $T" >&2
@@ -410,7 +486,9 @@ pick_port() {
     local base=$((20000 + ($$ * 7) % 30000)) p i
     for ((i = 0; i < 200; i++)); do
         p=$((base + i))
-        if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then
+        # Any TCP socket on the port, not only listeners: a port a
+        # killed daemon pair left in TIME-WAIT is not reused either.
+        if [ -z "$(ss -Htan "sport = :$p" 2>/dev/null)" ]; then
             echo "$p"
             return 0
         fi
@@ -566,4 +644,511 @@ check_daemon_serving() {  # CONTEXT [EXPECTED_SIZE]
         fail "$ctx: fresh nbdinfo against $NBD_URI failed"
     }
     [ -z "$want" ] || [ "$got" = "$want" ] || fail "$ctx: nbdinfo --size says $got, expected $want"
+}
+
+# ==========================================================================
+# Two nodes on one machine: alpha (127.0.0.1) and beta (127.0.0.2)
+#
+# One config dir, one resource file naming both nodes, one run dir per
+# node ($T/run-alpha, $T/run-beta), external meta-disk files, so the data
+# files compare whole.  A node instance is addressed by a HANDLE (usually
+# the node name; e.g. "beta-t9" for a second configuration of node beta).
+# Every instance ever defined is registered: cleanup runs `repd down` on
+# each live one (in parallel), then kill -9 whatever is still alive.
+#
+#     start_two_nodes t0 256M          # config, create-md, up, both Connected
+#     initial_sync                     # primary --force on alpha, full sync
+#     expect_state alpha conn=Connected peer-role=Secondary proto=C
+#     node_uri alpha                   # nbd+unix:///t0?socket=$T/run-alpha/t0.sock
+#     down_node alpha; down_node beta
+#
+# State keys (node_state, node_is, expect_state, wait_state), from
+# `repd status RES --json` [0]: role, disk (devices[0] disk-state), conn
+# (connections[0] connection-state), peer-role, proto (repd-protocol),
+# apif (ap-in-flight: application writes not yet done on the peer, KiB),
+# repl (peer_devices[0] replication-state), peer-disk, oos (out-of-sync,
+# KiB), written (devices[0] written, KiB).  A missing key reads "?".
+#
+# REPD_TEST_STANDIN=nbdkit (self-check of the scripts only): node_up serves
+# the node's data file with `nbdkit file`; beta's data file is a hard link
+# to alpha's (one shared disk, so every data comparison passes trivially);
+# node_up also puts a `socat` sink on the node's replication address (for
+# hostile-bytes clients); every state query succeeds without asking
+# anything; verbs other than up/down are no-ops.
+
+TWO_NODE_NET_DEFAULT='connect-int 1; ping-int 1; ping-timeout 10; timeout 30; cram-hmac-alg sha256; shared-secret "s3cret";'
+
+declare -A NODE_NAME=() NODE_RES=() NODE_CONF=() NODE_RUN=() NODE_SINK=()
+
+# node_define HANDLE NODE RES CONFDIR RUNDIR
+node_define() {
+    local h=$1
+    NODE_NAME[$h]=$2 NODE_RES[$h]=$3 NODE_CONF[$h]=$4 NODE_RUN[$h]=$5
+    mkdir -p "$5"
+    NODE_INSTANCES+=("$h|$2|$3|$4|$5")
+}
+
+_node_known() { [ -n "${NODE_NAME[$1]-}" ] || fail "internal: node handle '$1' not defined (node_define)"; }
+node_pidfile() { _node_known "$1"; echo "${NODE_RUN[$1]}/${NODE_RES[$1]}.pid"; }
+node_logfile() { _node_known "$1"; echo "${NODE_RUN[$1]}/${NODE_RES[$1]}.log"; }
+node_sock()    { _node_known "$1"; echo "${NODE_RUN[$1]}/${NODE_RES[$1]}.sock"; }
+node_uri()     { _node_known "$1"; echo "nbd+unix:///${NODE_RES[$1]}?socket=${NODE_RUN[$1]}/${NODE_RES[$1]}.sock"; }
+node_pid()     { tr -dc '0-9' 2>/dev/null <"$(node_pidfile "$1")"; }
+node_addr() {  # HANDLE -> the address of its node in the test resource files
+    case "${NODE_NAME[$1]-}" in alpha) echo 127.0.0.1 ;; beta) echo 127.0.0.2 ;; *) echo 127.0.0.9 ;; esac
+}
+
+# repd_node HANDLE VERB [ARGS...]: `repd VERB RES ARGS` as that node (the
+# options and the environment both name its config dir, node, run dir).
+repd_node() {
+    local h=$1 verb=$2
+    shift 2
+    _node_known "$h"
+    REPD_CONFIG_DIR=${NODE_CONF[$h]} REPD_NODE=${NODE_NAME[$h]} REPD_RUN_DIR=${NODE_RUN[$h]} \
+        timeout "${REPD_VERB_TIMEOUT:-120}" "$REPD" "$verb" "${NODE_RES[$h]}" "$@" \
+        --config-dir "${NODE_CONF[$h]}" --node "${NODE_NAME[$h]}" --run-dir "${NODE_RUN[$h]}"
+}
+
+# write_two_node_res FILE RES PORT DIR [NET...]
+# The test resource: alpha on 127.0.0.1:PORT, beta on 127.0.0.2:PORT, data
+# and meta-disk files DIR/{alpha,beta}.{img,md}.  NET is the body of the
+# net section (default: protocol C plus TWO_NODE_NET_DEFAULT).
+write_two_node_res() {
+    local file=$1 res=$2 port=$3 dir=$4 net
+    shift 4
+    net=${*:-protocol C; $TWO_NODE_NET_DEFAULT}
+    cat >"$file" <<EOF
+resource $res {
+  net { $net }
+  on alpha { device /dev/repd0; disk $dir/alpha.img; address 127.0.0.1:$port; meta-disk $dir/alpha.md; }
+  on beta  { device /dev/repd0; disk $dir/beta.img;  address 127.0.0.2:$port; meta-disk $dir/beta.md; }
+}
+EOF
+}
+
+# two_node_setup RES SIZE [--tag TAG] [--protocol A|B|C] [--net "EXTRA;"]
+#
+# Picks a free port, creates the data and meta-disk files and the resource
+# file $REPD_CONFIG_DIR/RES.res, and defines the handles alpha and beta.
+# --tag TAG gives a fresh set (files in $T/w/TAG, run dirs
+# $T/run-NODE-TAG) for a test that brings a pair up several times.
+# Sets: PORT TWO_NODE_SIZE ALPHA_DISK BETA_DISK ALPHA_URI BETA_URI
+#       ALPHA_SOCK BETA_SOCK
+two_node_setup() {
+    local res=$1 size=$2 tag="" proto=C extra="" dir sfx
+    shift 2
+    while [ "$#" -gt 0 ]; do
+        case "$1" in
+            --tag) tag=$2; shift 2 ;;
+            --protocol) proto=$2; shift 2 ;;
+            --net) extra=$2; shift 2 ;;
+            *) fail "internal: two_node_setup: unknown option '$1'" ;;
+        esac
+    done
+    require_repd
+    require_tool ss python3 nbdinfo numfmt timeout
+    [ -z "$STANDIN" ] || require_tool nbdkit socat
+
+    PORT=$(pick_port) || fail "no free TCP port found"
+    TWO_NODE_SIZE=$(to_bytes "$size")
+    dir="$T/w${tag:+/$tag}"
+    sfx=${tag:+-$tag}
+    mkdir -p "$dir"
+    ALPHA_DISK="$dir/alpha.img"
+    BETA_DISK="$dir/beta.img"
+    truncate -s "$size" "$ALPHA_DISK" "$BETA_DISK"
+    truncate -s "${REPD_TEST_MD_SIZE:-16M}" "$dir/alpha.md" "$dir/beta.md"
+    if [ -n "$STANDIN" ]; then
+        ln -f "$ALPHA_DISK" "$BETA_DISK"      # stand-in: one shared disk
+    fi
+    write_two_node_res "$REPD_CONFIG_DIR/$res.res" "$res" "$PORT" "$dir" \
+        "protocol $proto; $TWO_NODE_NET_DEFAULT $extra"
+
+    node_define alpha alpha "$res" "$REPD_CONFIG_DIR" "$T/run-alpha$sfx"
+    node_define beta beta "$res" "$REPD_CONFIG_DIR" "$T/run-beta$sfx"
+    # shellcheck disable=SC2034  # for the tests
+    ALPHA_URI=$(node_uri alpha) BETA_URI=$(node_uri beta)
+    # shellcheck disable=SC2034  # for the tests
+    ALPHA_SOCK=$(node_sock alpha) BETA_SOCK=$(node_sock beta)
+}
+
+# node_create_md HANDLE: `repd create-md`, and keep `dump-md --json`.
+node_create_md() {
+    local h=$1
+    [ -z "$STANDIN" ] || return 0
+    run_logged "create-md-$h" repd_node "$h" create-md
+    repd_node "$h" dump-md --json >"$T/dump-md-$h.json" 2>"$T/dump-md-$h.err" </dev/null || true
+}
+
+# node_up HANDLE: `repd up`; fails unless it leaves a socket and a live pid.
+node_up() {
+    local h=$1 sock pidfile log
+    sock=$(node_sock "$h") pidfile=$(node_pidfile "$h") log=$(node_logfile "$h")
+    if [ -n "$STANDIN" ]; then
+        # TEST-SUITE SELF-CHECK: nbdkit serves the data file where repd would.
+        setsid nbdkit --unix "$sock" -P "$pidfile" \
+            --filter=exportname file "$(_standin_disk "$h")" \
+            exportname="${NODE_RES[$h]}" exportname-list=explicit \
+            >>"$log" 2>&1 </dev/null 8>&- 9>&- || fail "stand-in nbdkit for $h failed to start"
+        socat -u "TCP-LISTEN:$PORT,bind=$(node_addr "$h"),reuseaddr,fork" /dev/null \
+            >>"$log" 2>&1 </dev/null 8>&- 9>&- &
+        NODE_SINK[$h]=$!
+        add_bg_pid "$!"
+        wait_for "stand-in export of $h" 100 0.1 nbdinfo --size "$(node_uri "$h")" ||
+            fail "stand-in export of $h never became ready"
+        return 0
+    fi
+    run_logged "up-$h" _nofds repd_node "$h" up
+    [ -S "$sock" ] || fail "'repd up' on $h returned 0 but $sock is not a socket"
+    [ -s "$pidfile" ] || fail "'repd up' on $h returned 0 but $pidfile is missing/empty"
+    pid_alive "$(node_pid "$h")" || fail "'repd up' on $h returned 0 but pid in $pidfile is not alive"
+}
+_standin_disk() {  # HANDLE -> the data file named in its node's section
+    awk -v n="${NODE_NAME[$1]}" '$1 == "on" && $2 == n {
+        for (i = 3; i <= NF; i++) if ($i == "disk") { d = $(i + 1); sub(/;$/, "", d); print d; exit } }' \
+        "${NODE_CONF[$1]}/${NODE_RES[$1]}.res"
+}
+
+# node_state HANDLE: one line "role=... disk=... conn=... ..." (see above);
+# the JSON stays in $T/status-HANDLE.json.  Stand-in: "standin".
+node_state() {
+    local h=$1
+    if [ -n "$STANDIN" ]; then echo standin; return 0; fi
+    repd_node "$h" status --json >"$T/status-$h.json" 2>"$T/status-$h.err" </dev/null || return 1
+    python3 - "$T/status-$h.json" <<'EOF'
+import json, sys
+try:
+    r = json.load(open(sys.argv[1]))[0]
+except Exception as e:
+    sys.exit("bad status JSON: %s" % e)
+def c():
+    return r["connections"][0]
+def pd():
+    return c()["peer_devices"][0]
+keys = [
+    ("role", lambda: r["role"]),
+    ("disk", lambda: r["devices"][0]["disk-state"]),
+    ("conn", lambda: c()["connection-state"]),
+    ("peer-role", lambda: c()["peer-role"]),
+    ("proto", lambda: c()["repd-protocol"]),
+    ("apif", lambda: c()["ap-in-flight"]),
+    ("repl", lambda: pd()["replication-state"]),
+    ("peer-disk", lambda: pd()["peer-disk-state"]),
+    ("oos", lambda: pd()["out-of-sync"]),
+    ("written", lambda: r["devices"][0]["written"]),
+]
+out = []
+for k, f in keys:
+    try:
+        v = f()
+    except Exception:
+        v = "?"
+    out.append("%s=%s" % (k, str(v).replace(" ", "_")))
+print(" ".join(out))
+EOF
+}
+
+# node_is HANDLE KEY=VALUE|KEY!=VALUE...: true if the current state matches
+# all of them.  Stand-in: always true.
+node_is() {
+    local h=$1 kv line
+    shift
+    [ -z "$STANDIN" ] || return 0
+    line=" $(node_state "$h") " || return 1
+    for kv in "$@"; do
+        case "$kv" in
+            *!=*) [[ $line == *" ${kv%%!=*}="* && $line != *" ${kv%%!=*}=${kv#*!=} "* ]] || return 1 ;;
+            *)    [[ $line == *" $kv "* ]] || return 1 ;;
+        esac
+    done
+}
+
+# node_value HANDLE KEY: one value of the current state ("?" if missing).
+node_value() {
+    local line kv
+    line=$(node_state "$1") || return 1
+    for kv in $line; do
+        [ "${kv%%=*}" != "$2" ] || { echo "${kv#*=}"; return 0; }
+    done
+    echo "?"
+}
+
+# Print both nodes' state lines (for failure messages).
+_show_states() {
+    local h
+    for h in "$@"; do
+        echo "    $h: $(node_state "$h" 2>&1 | tr '\n' ' ')"
+    done >&2
+}
+
+# expect_state HANDLE KEY=VALUE...: fail (with the full state) unless it matches.
+expect_state() {
+    local h=$1
+    shift
+    node_is "$h" "$@" && return 0
+    echo "expected $h: $*" >&2
+    _show_states "$h"
+    show_file "$T/status-$h.json" 60 >&2
+    fail "$h is not in the expected state ($*)"
+}
+
+# wait_state SECONDS HANDLE KEY=VALUE... (bounded): wait until it matches.
+wait_state() {
+    local secs=$1 h=$2
+    shift 2
+    wait_until "$h: $*" "$secs" 0.1 node_is "$h" "$@" || {
+        _show_states alpha beta "$h" 2>/dev/null
+        fail "$h did not reach ($*) within ${secs}s"
+    }
+}
+
+_both_connected() { node_is alpha conn=Connected && node_is beta conn=Connected; }
+
+# start_two_nodes RES SIZE [two_node_setup options]: setup, create-md on
+# both, up on both, then (bounded) both Connected.
+start_two_nodes() {
+    two_node_setup "$@"
+    node_create_md alpha
+    node_create_md beta
+    node_up alpha
+    node_up beta
+    checkpoint nodes-up
+    wait_until "alpha and beta Connected" "${REPD_TEST_CONNECT_TIMEOUT:-30}" 0.1 _both_connected || {
+        _show_states alpha beta
+        fail "alpha and beta did not both reach Connected within ${REPD_TEST_CONNECT_TIMEOUT:-30}s"
+    }
+}
+
+# initial_sync: `primary --force` on alpha, then (bounded: 60 s + 1 s per
+# 8 MiB, or REPD_TEST_SYNC_TIMEOUT) alpha Primary/UpToDate, Established with
+# an UpToDate peer, and beta UpToDate.
+_sync_done() {
+    node_is beta disk=UpToDate &&
+        node_is alpha role=Primary disk=UpToDate repl=Established peer-disk=UpToDate
+}
+initial_sync() {
+    local secs=${REPD_TEST_SYNC_TIMEOUT:-$((60 + TWO_NODE_SIZE / 8388608))}
+    [ -z "$STANDIN" ] || return 0
+    run_logged primary-force-alpha repd_node alpha primary --force
+    wait_until "initial sync alpha -> beta" "$secs" 0.25 _sync_done || {
+        _show_states alpha beta
+        fail "initial sync alpha -> beta did not finish within ${secs}s"
+    }
+}
+
+# promote HANDLE: `repd primary` (no --force), then (bounded) role Primary.
+promote() {
+    local h=$1
+    [ -z "$STANDIN" ] || return 0
+    run_logged "primary-$h" repd_node "$h" primary
+    wait_state 30 "$h" role=Primary
+}
+
+# down_node HANDLE: `repd down`, then (bounded) its pid exits.
+down_node() {
+    local h=$1 pid
+    pid=$(node_pid "$h") || true
+    if [ -n "$STANDIN" ]; then
+        [ -n "$pid" ] && pid_is "$pid" nbdkit && kill_pid "$pid"
+        [ -z "${NODE_SINK[$h]-}" ] || kill_pid "${NODE_SINK[$h]}"
+        return 0
+    fi
+    run_logged "down-$h" repd_node "$h" down
+    [ -z "$pid" ] || wait_for "$h pid $pid to exit after down" 300 0.1 pid_dead "$pid" ||
+        fail "$h: daemon pid $pid still alive 30s after 'repd down'"
+}
+
+# signal_nodes SIGNAL HANDLE...: send SIGNAL to all the daemons at once
+# (one `kill` command); for KILL, wait (bounded) until they are dead.
+signal_nodes() {
+    local sig=$1 h pid pids=()
+    shift
+    for h in "$@"; do
+        pid=$(node_pid "$h") || true
+        pid_alive "$pid" || fail "signal_nodes: $h daemon (pid '${pid:-?}') is not alive"
+        pids+=("$pid")
+    done
+    kill -s "$sig" "${pids[@]}"
+    if [ "$sig" = KILL ] || [ "$sig" = 9 ]; then
+        for pid in "${pids[@]}"; do
+            wait_for "pid $pid to die" 100 0.1 pid_dead "$pid" || fail "pid $pid survived SIG$sig"
+        done
+    fi
+    return 0
+}
+
+# node_serving HANDLE CONTEXT: fail unless the daemon is alive and serves a
+# fresh nbdinfo of the pair's size.
+node_serving() {
+    local h=$1 ctx=$2 pid got
+    pid=$(node_pid "$h") || true
+    pid_alive "$pid" || fail "$ctx: $h daemon pid '${pid:-?}' is not alive"
+    got=$(timeout 30 nbdinfo --size "$(node_uri "$h")" 2>"$T/nbdinfo-$h.err") || {
+        show_file "$T/nbdinfo-$h.err" 20 >&2
+        fail "$ctx: fresh nbdinfo against $h's export failed"
+    }
+    [ -z "${TWO_NODE_SIZE:-}" ] || [ "$got" = "$TWO_NODE_SIZE" ] ||
+        fail "$ctx: nbdinfo --size on $h says $got, expected $TWO_NODE_SIZE"
+}
+
+# Bytes of HANDLE's log so far / its log from byte OFFSET on.
+node_log_size()  { stat -c %s "$(node_logfile "$1")" 2>/dev/null || echo 0; }
+node_log_since() { tail -c "+$(($2 + 1))" "$(node_logfile "$1")" 2>/dev/null || true; }
+
+# A python3 that can `import nbd` (libnbd's bindings; pyenv's python3 on
+# PATH may not have them).  Sets PY_NBD, or skips.
+require_python_nbd() {
+    local p
+    for p in python3 /usr/bin/python3; do
+        if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import nbd' >/dev/null 2>&1; then
+            # shellcheck disable=SC2034  # for the tests
+            PY_NBD=$(command -v "$p")
+            return 0
+        fi
+    done
+    skip "no python3 with libnbd bindings (python3-libnbd)"
+}
+
+# ---- fio ------------------------------------------------------------------
+
+# fio_start NAME TIMEOUT URI [fio options...]: fio's nbd engine in the
+# background (in $T: fio drops verify state files there), JSON output in
+# $T/NAME.json, text in $T/NAME.out.  Sets FIO_PID; fio_wait NAME returns
+# its exit status (bounded by TIMEOUT seconds of `timeout`).
+declare -A FIO_PIDS=()
+fio_start() {
+    local name=$1 tmo=$2 uri=$3
+    shift 3
+    (cd "$T" && exec timeout -k 10 "$tmo" fio --name="$name" --ioengine=nbd --uri="$uri" \
+        --output-format=json --output="$T/$name.json" "$@") \
+        >"$T/$name.out" 2>&1 </dev/null 8>&- 9>&- &
+    FIO_PID=$!
+    FIO_PIDS[$name]=$FIO_PID
+    add_bg_pid "$FIO_PID"
+}
+fio_wait() {  # NAME
+    local rc=0
+    wait "${FIO_PIDS[$1]}" || rc=$?
+    _unregister BG_PIDS "${FIO_PIDS[$1]}"
+    return "$rc"
+}
+# fio_run NAME TIMEOUT URI [fio options...]: foreground; returns fio's status.
+fio_run() { fio_start "$@"; fio_wait "$1"; }
+
+# check_fio NAME RC [write=BYTES] [read=BYTES] [max_clat_s=SECONDS]
+# Fails unless fio exited 0, every job has error 0, no verify error is
+# reported, and the optional byte counts / worst completion latency hold.
+check_fio() {
+    local name=$1 rc=$2
+    shift 2
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        show_file "$T/$name.out" 40 >&2
+        fail "fio job $name did not finish in time (timeout, exit $rc): stalled?"
+    fi
+    python3 - "$T/$name.json" "$rc" "$@" >"$T/$name.check" 2>&1 <<'EOF' || {
+import json, sys
+path, rc = sys.argv[1], int(sys.argv[2])
+want = dict(a.split("=", 1) for a in sys.argv[3:])
+try:
+    text = open(path).read()
+    j = json.loads(text[text.index("{"):])     # fio may print notes first
+except Exception as e:
+    sys.exit("fio exit %d, no usable JSON output (%s)" % (rc, e))
+errs = []
+if rc != 0:
+    errs.append("fio exit status %d" % rc)
+if not j.get("jobs"):
+    errs.append("no jobs in fio output")
+for job in j.get("jobs", []):
+    n = job.get("jobname")
+    if job.get("error", 0) != 0:
+        errs.append("job %s: error %d" % (n, job["error"]))
+    w, r = job["write"]["io_bytes"], job["read"]["io_bytes"]
+    if "write" in want and w != int(want["write"]):
+        errs.append("job %s wrote %d bytes, expected %s" % (n, w, want["write"]))
+    if "read" in want and r != int(want["read"]):
+        errs.append("job %s read (verified) %d bytes, expected %s" % (n, r, want["read"]))
+    if "max_clat_s" in want:
+        worst = max(job[d].get("clat_ns", {}).get("max", 0) for d in ("read", "write")) / 1e9
+        if worst > float(want["max_clat_s"]):
+            errs.append("job %s: worst completion latency %.1fs > %ss (stall)"
+                        % (n, worst, want["max_clat_s"]))
+    print("job %s: wrote %d, read %d bytes, %d write IOs, worst clat %.3fs"
+          % (n, w, r, job["write"].get("total_ios", 0),
+             max(job[d].get("clat_ns", {}).get("max", 0) for d in ("read", "write")) / 1e9))
+if errs:
+    sys.exit("; ".join(errs))
+EOF
+        show_file "$T/$name.out" 40 >&2
+        show_file "$T/$name.check" 20 >&2
+        fail "fio job $name"
+    }
+    if grep -Eiq 'verify: bad|bad magic|crc32c.*(mismatch|bad)' "$T/$name.out" "$T/$name.json"; then
+        show_file "$T/$name.out" 40 >&2
+        fail "fio job $name reported a verify error"
+    fi
+}
+
+# ---- two-node cleanup and diagnostics ---------------------------------------
+
+# Every registered node instance: `repd down` on all live ones at once
+# (bounded), then kill -9 whatever the pid files still name.  A stopped
+# (SIGSTOP) daemon is killed directly: `down` could not reach it.
+nodes_cleanup() {
+    local e h node res conf run pidf pid st downs=() pids=()
+    for e in "${NODE_INSTANCES[@]}"; do
+        IFS='|' read -r h node res conf run <<<"$e"
+        pidf="$run/$res.pid"
+        pid=$(tr -dc '0-9' 2>/dev/null <"$pidf") || pid=""
+        pid_alive "$pid" || continue
+        if [ -n "$STANDIN" ]; then
+            pid_is "$pid" nbdkit && kill_pid "$pid"
+            continue
+        fi
+        pid_is "$pid" repd || pid_is "$pid" "$(basename "$REPD")" || continue
+        pids+=("$pid")
+        st=$(awk '/^State:/ {print $2; exit}' "/proc/$pid/status" 2>/dev/null) || st=""
+        if [ "$st" = T ] || [ "$st" = t ]; then
+            kill -KILL "$pid" 2>/dev/null || true
+            continue
+        fi
+        REPD_CONFIG_DIR=$conf REPD_NODE=$node REPD_RUN_DIR=$run \
+            timeout 30 "$REPD" down "$res" --config-dir "$conf" --node "$node" --run-dir "$run" \
+            >"$T/cleanup-down-$h.out" 2>&1 </dev/null 8>&- 9>&- &
+        downs+=("$!")
+    done
+    for pid in "${downs[@]}"; do wait "$pid" 2>/dev/null; done
+    for pid in "${pids[@]}"; do
+        wait_for "repd pid $pid to exit after down" 50 0.1 pid_dead "$pid" 2>/dev/null || {
+            echo "NOTE: repd pid $pid still alive after 'repd down'; kill -9" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            wait_for "repd pid $pid to die" 50 0.1 pid_dead "$pid" || true
+        }
+    done
+    return 0
+}
+
+_dump_node_diagnostics() {
+    local e h node res conf run pid
+    for e in "${NODE_INSTANCES[@]}"; do
+        IFS='|' read -r h node res conf run <<<"$e"
+        [ "${NODE_RUN[$h]-}" = "$run" ] || continue        # only the current instance of each handle
+        echo "    === $h (node $node, resource $res, run dir $run)"
+        if [ ! -e "$run/$res.pid" ] && [ ! -e "$run/$res.log" ]; then
+            echo "    (never started)"
+            continue
+        fi
+        pid=$(tr -dc '0-9' 2>/dev/null <"$run/$res.pid") || pid=""
+        if pid_alive "$pid"; then
+            echo "    daemon pid $pid is alive ($(awk '/^State:/ {print $2 $3; exit}' "/proc/$pid/status" 2>/dev/null))"
+            if [ -z "$STANDIN" ] && [ "$(awk '/^State:/ {print $2; exit}' "/proc/$pid/status" 2>/dev/null)" != T ]; then
+                echo "    state: $(REPD_VERB_TIMEOUT=10 node_state "$h" 2>&1 | head -n 1)"
+                REPD_CONFIG_DIR=$conf REPD_NODE=$node REPD_RUN_DIR=$run timeout 10 "$REPD" status "$res" \
+                    --config-dir "$conf" --node "$node" --run-dir "$run" 2>&1 </dev/null | sed 's/^/    | /' || true
+            fi
+        else
+            echo "    daemon pid '${pid:-?}' is NOT alive"
+        fi
+        show_file "$run/$res.log" 40
+    done
 }
