@@ -22,6 +22,9 @@ cat > "$DEMO_DIR/conf/r0.res" <<RES
 resource r0 {
   net {
     protocol C;
+    connect-int 1;
+    cram-hmac-alg sha256;
+    shared-secret "demo-secret";
     allow-two-primaries;
     after-sb-0pri discard-zero-changes;
     after-sb-1pri discard-secondary;
@@ -45,7 +48,15 @@ r() { local node=$1; shift; echo "+ repd $* (node $node)"; "$REPD" "$@" --config
 echo "== the resource file"; cat "$DEMO_DIR/conf/r0.res"
 for n in alpha beta; do r $n create-md r0; done
 for n in alpha beta; do r $n up r0; done
+wait_for() { # node, text in `status`
+  for _ in $(seq 1 100); do "$REPD" status r0 --config-dir "$DEMO_DIR/conf" --node "$1" --run-dir "$DEMO_DIR/run-$1" 2>/dev/null | grep -q "$2" && return 0; sleep 0.2; done
+  echo "timed out waiting for $1 to show '$2'" >&2; return 1
+}
+wait_for alpha "connection:Connected"
+r alpha status r0
 r alpha primary --force r0
+echo "== initial sync alpha -> beta"
+wait_for beta "disk:UpToDate"
 URI="nbd+unix:///r0?socket=$DEMO_DIR/run-alpha/r0.sock"
 echo "== writing 64 MiB of random data through alpha's export with nbdcopy"
 head -c 64M /dev/urandom > "$DEMO_DIR/payload.bin"
@@ -59,4 +70,5 @@ r beta status r0
 r alpha status r0 --json
 for n in alpha beta; do r $n down r0; done
 trap - EXIT
+cmp "$DEMO_DIR/alpha.img" "$DEMO_DIR/beta.img" && echo "alpha.img and beta.img are identical, byte for byte"
 echo "demo finished; files are in $DEMO_DIR"

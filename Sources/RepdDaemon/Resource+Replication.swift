@@ -125,7 +125,7 @@ extension Resource: PeerLinkDelegate {
             m.peer = nil
             let wasPeerUpToDate = m.state.peerDisk == .upToDate
             _ = try? m.state.apply(.connection(link?.isStandAlone == true ? .standAlone : .connecting))
-            if m.state.role == .primary && wasPeerUpToDate {
+            if m.state.role == .primary && wasPeerUpToDate && !m.shuttingDown {
                 // From now on this node's data is newer than the peer's.
                 m.superblock.generation.startNewCurrent(ProcessSupport.randomUInt64(), primary: true)
                 logger.info("new current generation \(hex(m.superblock.generation.current)) (Primary without its peer)")
@@ -222,6 +222,17 @@ extension Resource: PeerLinkDelegate {
         peer.decision = decision
         m.peer = peer
         logger.info("sync decision: \(decision)")
+        switch decision.strategy {
+        case .noSync, .becomeSyncSource:
+            if m.state.disk == .consistent {
+                // The peer confirms our data is the newest generation.
+                _ = try? m.state.apply(.attach(.upToDate))
+                m.superblock.flags.formUnion([.consistent, .wasUpToDate])
+                sendState(&m, &effects)
+            }
+        default:
+            break
+        }
         if let corrected = decision.correctedLocal, corrected != m.superblock.generation {
             // Some rules repair the identifiers of an interrupted resync before comparing.
             m.superblock.generation = corrected
@@ -238,6 +249,7 @@ extension Resource: PeerLinkDelegate {
                 m.superblock.flags.remove(.crashedPrimary)
                 persistSuperblock(&m)
             }
+            becomePrimaryIfPending(&m, &effects)
         case .becomeSyncSource(let full), .becomeSyncTarget(let full):
             let source: Bool
             if case .becomeSyncSource = decision.strategy { source = true } else { source = false }
@@ -509,6 +521,7 @@ extension Resource: PeerLinkDelegate {
         // The target adopts these generations when it sees syncDone: send them first.
         sendState(&m, &effects)
         connection.channel.eventLoop.execute { connection.send(.syncDone(blocks: blocks)) }
+        becomePrimaryIfPending(&m, &effects)
     }
 
     // MARK: resync, SyncTarget side
@@ -526,6 +539,14 @@ extension Resource: PeerLinkDelegate {
         m.superblock.flags.remove(.crashedPrimary)
         persistSuperblock(&m)
         sendState(&m, &effects)
+        becomePrimaryIfPending(&m, &effects)
+    }
+
+    /// `become-primary-on` waits for this moment: connected, in sync, our disk UpToDate.
+    func becomePrimaryIfPending(_ m: inout Mutable, _ effects: inout Effects) {
+        guard m.pendingBecomePrimary, m.state.disk == .upToDate, m.state.replication == .established else { return }
+        m.pendingBecomePrimary = false
+        effects.append { self.becomePrimaryAtStartup(reason: "become-primary-on, connected and in sync") }
     }
 }
 

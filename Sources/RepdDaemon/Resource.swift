@@ -56,6 +56,8 @@ public final class Resource: @unchecked Sendable {
         /// Why the last connection attempt was refused or the link dropped, for status.
         var linkMessage: String?
         var conflicts: UInt64 = 0
+        /// `become-primary-on` names this node and a peer is configured: promote once connected and in sync.
+        var pendingBecomePrimary = false
 
         /// Writes go to the peer too: connected, and the peer has a disk.
         var replicating: Bool {
@@ -138,12 +140,35 @@ public final class Resource: @unchecked Sendable {
         }
         let become = config.startup.becomePrimaryOn
         if become.contains("both") || become.contains(node) {
-            do {
-                try promote(force: false)
-                logger.info("became Primary at startup (become-primary-on \(become.joined(separator: " ")))")
-            } catch {
-                logger.warning("become-primary-on: \(error)")
+            if config.peer == nil {
+                becomePrimaryAtStartup(reason: "become-primary-on \(become.joined(separator: " "))")
+            } else {
+                // As DRBD: wait for the peer first, so that two nodes restarting together do not
+                // each promote alone and create a split brain.
+                mutable.withLockedValue { $0.pendingBecomePrimary = true }
+                let wait = config.startup.wfcTimeoutSeconds
+                let fallback = wait > 0 ? " (or alone after wfc-timeout \(wait) s)" : ""
+                logger.info("become-primary-on: will become Primary once connected and in sync\(fallback)")
+                if wait > 0 {
+                    group.next().scheduleTask(in: .seconds(Int64(wait))) { [weak self] in
+                        guard let self else { return }
+                        let still = self.mutable.withLockedValue { m -> Bool in
+                            defer { m.pendingBecomePrimary = false }
+                            return m.pendingBecomePrimary
+                        }
+                        if still { self.becomePrimaryAtStartup(reason: "wfc-timeout expired without the peer") }
+                    }
+                }
             }
+        }
+    }
+
+    func becomePrimaryAtStartup(reason: String) {
+        do {
+            try promote(force: false)
+            logger.info("became Primary at startup (\(reason))")
+        } catch {
+            logger.warning("become-primary-on: \(error)")
         }
     }
 
