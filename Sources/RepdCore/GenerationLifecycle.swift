@@ -147,3 +147,11 @@ extension GenerationIdentifiers {
         bitmap = 0
     }
 }
+
+extension GenerationIdentifiers {
+    /// A generation UUID as operators see it: 16 upper-case hex digits, as drbdadm shows them.
+    public static func text(_ uuid: UInt64) -> String {
+        let digits = String(uuid, radix: 16, uppercase: true)
+        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
+    }
+}

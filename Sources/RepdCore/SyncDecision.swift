@@ -200,10 +200,7 @@ public enum SyncDecider {
 
     private static func masked(_ value: UInt64) -> UInt64 { value & ~1 }
 
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16, uppercase: true)
-        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
-    }
+    private static func hex(_ value: UInt64) -> String { GenerationIdentifiers.text(value) }
 
     private static func compare(local: SyncView, peer: SyncView, localResolves: Bool) -> Finding {
         let me = local.generation

@@ -96,7 +96,4 @@ extension Resource {
     }
 }
 
-func hex(_ value: UInt64) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
-}
+func hex(_ value: UInt64) -> String { GenerationIdentifiers.text(value) }

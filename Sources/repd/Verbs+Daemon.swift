@@ -25,7 +25,7 @@ struct Up: AsyncParsableCommand {
             do { try ProcessSupport.makeDirectory(runDir) } catch {
                 throw CLIError(.failed, "cannot create run directory: \(error)")
             }
-            let paths = RunDirectoryPaths(runDir, resource)
+            let paths = RunDirectory(path: runDir, resource: resource)
             if let pid = PIDFile.runningPID(paths.pidFile) {
                 throw CLIError(.alreadyUp, "\(resource) is already up on node \(common.node) (pid \(pid), run dir \(runDir))")
             }
@@ -50,7 +50,7 @@ struct Up: AsyncParsableCommand {
             }
             switch outcome {
             case .ready(let pid):
-                print("\(resource): up on node \(common.node) (pid \(pid)); export nbd+unix:///\(resource)?socket=\(runDir)/\(resource).sock")
+                print("\(resource): up on node \(common.node) (pid \(pid)); export \(paths.nbdURI)")
             case .failed(let reason):
                 let status: ExitStatus = reason.contains("already up") ? .alreadyUp
                     : reason.contains("metadata") ? .metadata : .failed
@@ -62,7 +62,7 @@ struct Up: AsyncParsableCommand {
 
 /// Sends one request to a running daemon and returns its reply.
 func sendControl(_ request: ControlRequest, common: CommonOptions, resource: String) throws -> ControlReply {
-    let paths = RunDirectoryPaths(common.runDir, resource)
+    let paths = RunDirectory(path: common.runDir, resource: resource)
     guard PIDFile.runningPID(paths.pidFile) != nil else {
         throw CLIError(.notUp, "\(resource) is not up on node \(common.node) (no daemon in \(common.runDir)); start it with `repd up \(resource)`")
     }
@@ -90,7 +90,7 @@ struct Down: AsyncParsableCommand {
 
     func run() async throws {
         try await Repd.guarded {
-            let paths = RunDirectoryPaths(common.runDir, resource)
+            let paths = RunDirectory(path: common.runDir, resource: resource)
             let reply = try sendControl(ControlRequest(.down), common: common, resource: resource)
             guard reply.ok else { throw CLIError(.failed, reply.message ?? "\(resource): down refused") }
             for _ in 0..<600 {

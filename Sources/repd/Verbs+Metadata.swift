@@ -2,6 +2,7 @@ import ArgumentParser
 import ControlProtocol
 import RepdConfig
 import RepdCore
+import RepdDaemon
 import RepdStorage
 import RepdSystem
 
@@ -23,7 +24,7 @@ struct CreateMD: AsyncParsableCommand {
     func run() async throws {
         try await Repd.guarded {
             let config = try common.resolve(resource)
-            let run = RunDirectoryPaths(common.runDir, resource)
+            let run = RunDirectory(path: common.runDir, resource: resource)
             if let pid = PIDFile.runningPID(run.pidFile) {
                 throw CLIError(.alreadyUp, "\(resource) is up (pid \(pid)); take it down before creating metadata")
             }
@@ -69,7 +70,7 @@ struct DumpMD: AsyncParsableCommand {
                 throw CLIError(.metadata, error.description)
             }
             let dump = MetadataDump(superblock: superblock, bitmap: bitmap, path: store.path)
-            if PIDFile.runningPID(RunDirectoryPaths(common.runDir, resource).pidFile) != nil {
+            if PIDFile.runningPID(RunDirectory(path: common.runDir, resource: resource).pidFile) != nil {
                 printError("repd: note: \(resource) is up; the running daemon may hold newer state than the disk")
             }
             print(json ? try ControlCodec.prettyJSON(dump) : dump.text())
@@ -93,16 +94,6 @@ func openStorage(_ config: ResolvedResource, create: Bool) throws -> (BlockFile,
     }
 }
 
-struct RunDirectoryPaths {
-    let pidFile: String
-    let controlSocket: String
-    let logFile: String
-    init(_ dir: String, _ resource: String) {
-        pidFile = "\(dir)/\(resource).pid"
-        controlSocket = "\(dir)/\(resource).ctl"
-        logFile = "\(dir)/\(resource).log"
-    }
-}
 
 /// The printed form of metadata, for `dump-md`.
 struct MetadataDump: Encodable {
@@ -177,7 +168,4 @@ struct MetadataDump: Encodable {
     }
 }
 
-func hex16(_ value: UInt64) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
-}
+func hex16(_ value: UInt64) -> String { GenerationIdentifiers.text(value) }
