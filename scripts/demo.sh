@@ -56,7 +56,7 @@ wait_for alpha "connection:Connected"
 r alpha status r0
 r alpha primary --force r0
 echo "== initial sync alpha -> beta"
-wait_for beta "disk:UpToDate"
+wait_for beta "^  disk:UpToDate"
 URI="nbd+unix:///r0?socket=$DEMO_DIR/run-alpha/r0.sock"
 echo "== writing 64 MiB of random data through alpha's export with nbdcopy"
 head -c 64M /dev/urandom > "$DEMO_DIR/payload.bin"
