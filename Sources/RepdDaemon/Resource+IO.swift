@@ -92,6 +92,9 @@ extension Resource: NBDBackend {
         let promise = eventLoop.makePromise(of: NBDOutcome.self)
         let range = request.offset..<(request.offset + UInt64(request.length))
         let kind: PeerWrite.Kind = command == .write ? .data : command == .trim ? .trim : .zeroes
+        let write = WriteRequest(
+            range: range, kind: kind, fua: request.flags.contains(.fua), noHole: request.flags.contains(.noHole),
+            fastZero: request.flags.contains(.fastZero), payload: payload, promise: promise)
         let refusal: NBDFailure? = withState { (m: inout Mutable, effects: inout Effects) -> NBDFailure? in
             if m.shuttingDown { return NBDFailure(.shutdown, "the resource is going down") }
             if !m.state.acceptsWrites {
@@ -102,22 +105,92 @@ extension Resource: NBDBackend {
             }
             m.inFlight += 1
             m.pendingWrites += 1
-            let replicate = m.replicating
-            let (id, mayStart) = m.tracker.admit(range, origin: .local, peerDone: !replicate)
-            let write = LocalWrite(
-                id: id, range: range, kind: kind, fua: request.flags.contains(.fua), noHole: request.flags.contains(.noHole),
-                fastZero: request.flags.contains(.fastZero), payload: payload, promise: promise, replicated: replicate,
-                startedAt: ProcessSupport.monotonicNanoseconds())
-            m.localWrites[id] = write
-            if !replicate {
-                // The peer misses this write: remember its blocks for the resync.
-                m.markOutOfSync(range)
+            if m.al.begin(ActivityLog.extents(of: range)) {
+                admitLocalWrite(write, &m, &effects)
+            } else {
+                // Its extent is not in the activity log yet: the write waits until it is on disk.
+                m.alWaiting.append(write)
+                driveActivityLog(&m, &effects)
             }
-            if mayStart { startLocalWrite(id, &m, &effects) }
             return nil
         }
         if let refusal { promise.fail(refusal) }
         return promise.futureResult
+    }
+
+    /// Orders the write against overlapping ones and starts it when nothing overlaps (it holds its
+    /// activity-log extents).
+    func admitLocalWrite(_ request: WriteRequest, _ m: inout Mutable, _ effects: inout Effects) {
+        let replicate = m.replicating
+        let (id, mayStart) = m.tracker.admit(request.range, origin: .local, peerDone: !replicate)
+        let write = LocalWrite(
+            id: id, range: request.range, kind: request.kind, fua: request.fua, noHole: request.noHole,
+            fastZero: request.fastZero, payload: request.payload, promise: request.promise, replicated: replicate,
+            startedAt: ProcessSupport.monotonicNanoseconds())
+        m.localWrites[id] = write
+        if !replicate {
+            // The peer misses this write: remember its blocks for the resync.
+            m.markOutOfSync(request.range)
+        }
+        if mayStart { startLocalWrite(id, &m, &effects) }
+    }
+
+    /// Writes the next activity-log transaction, if writes wait for one and none is being written.
+    /// Extents it evicts lose their protection, so the bitmap pages are written before, and made
+    /// durable together with the transaction's block.
+    func driveActivityLog(_ m: inout Mutable, _ effects: inout Effects) {
+        guard let prepared = m.al.prepareTransaction() else { return }
+        if !prepared.evicted.isEmpty {
+            do {
+                try metadata.writeBitmapPages(m.bitmap, pages: m.dirtyPages.sorted())
+                m.bitmapWrites += UInt64(m.dirtyPages.count)
+                m.dirtyPages.removeAll()
+            } catch {
+                logger.error("cannot write the bitmap before evicting activity-log extents: \(error)")
+            }
+        }
+        let metadata = self.metadata
+        let evicts = !prepared.evicted.isEmpty
+        effects.append {
+            self.threadPool.submit { _ in
+                var failure: (any Error)?
+                do {
+                    if evicts { try metadata.sync() }
+                    try metadata.writeActivityLog(prepared.transaction, ringSlot: prepared.ringSlot)
+                } catch {
+                    failure = error
+                }
+                self.activityLogWritten(failure)
+            }
+        }
+    }
+
+    private func activityLogWritten(_ failure: (any Error)?) {
+        withState { (m: inout Mutable, effects: inout Effects) -> Void in
+            let waiting = m.alWaiting
+            m.alWaiting.removeAll()
+            if let failure {
+                logger.error("cannot write the activity log: \(failure); failing the writes that waited for it")
+                m.al.failed()
+                for write in waiting {
+                    m.inFlight -= 1
+                    m.pendingWrites -= 1
+                    let promise = write.promise
+                    effects.append { promise.fail(NBDFailure(.io, "activity log write failed: \(failure)")) }
+                }
+                return
+            }
+            m.al.committed()
+            m.alWrites += 1
+            for write in waiting {
+                if m.al.begin(ActivityLog.extents(of: write.range)) {
+                    admitLocalWrite(write, &m, &effects)
+                } else {
+                    m.alWaiting.append(write)
+                }
+            }
+            driveActivityLog(&m, &effects)
+        }
     }
 
     /// Sends the write to the peer (in admission order, under the lock) and starts the local I/O.
@@ -254,6 +327,8 @@ extension Resource: NBDBackend {
         }
         if write.completed && write.peerDone {
             m.localWrites[id] = nil
+            m.al.end(ActivityLog.extents(of: write.range))
+            if m.al.hasQueuedExtents { driveActivityLog(&m, &effects) }
             if let sequence = write.sequence { m.peer?.writesBySequence[sequence] = nil }
         } else {
             m.localWrites[id] = write

@@ -7,6 +7,17 @@ import RepdNet
 /// I/O must not run under the lock (their callbacks take it again).
 typealias Effects = [() -> Void]
 
+/// A write from a local NBD client before admission (it may wait for the activity log).
+struct WriteRequest {
+    let range: Range<UInt64>
+    let kind: PeerWrite.Kind
+    let fua: Bool
+    let noHole: Bool
+    let fastZero: Bool
+    let payload: ByteBuffer?
+    let promise: EventLoopPromise<NBDOutcome>
+}
+
 /// A write from a local NBD client, from admission until both disks are done.
 struct LocalWrite {
     let id: UInt64

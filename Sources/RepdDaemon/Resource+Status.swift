@@ -11,7 +11,7 @@ extension Resource {
         let sizeKiB = m.exportSize / 1024
         let device = ResourceStatus.Device(
             minor: config.local.minor ?? 0, diskState: s.disk.rawValue, size: sizeKiB,
-            read: m.readBytes / 1024, written: m.writtenBytes / 1024, alWrites: 0, bmWrites: m.bitmapWrites,
+            read: m.readBytes / 1024, written: m.writtenBytes / 1024, alWrites: m.alWrites, bmWrites: m.bitmapWrites,
             upperPending: m.inFlight, lowerPending: m.pendingWrites, backingDisk: config.local.disk)
         var connections: [ResourceStatus.Connection] = []
         var notes: [String] = []

@@ -47,6 +47,10 @@ public final class Resource: @unchecked Sendable {
         var sentBytes: UInt64 = 0
         var receivedBytes: UInt64 = 0
         var bitmapWrites: UInt64 = 0
+        /// The activity log (hot 4 MiB extents) and the writes waiting for it to record theirs.
+        var al: ActivityLog
+        var alWaiting: [WriteRequest] = []
+        var alWrites: UInt64 = 0
         /// The size clients see: the local usable size, or the peer's if smaller.
         var exportSize: UInt64
         var tracker = WriteConflictTracker()
@@ -93,7 +97,17 @@ public final class Resource: @unchecked Sendable {
             data.close()
             throw error
         }
-        let bitmap = try metadata.readBitmap()
+        var bitmap = try metadata.readBitmap()
+        // The activity log: after a stop without `repd down`, every extent it holds may differ from the
+        // peer and is marked out of sync.
+        let replay = ActivityLog.replay(try metadata.readActivityLog(), slotCount: max(Int(superblock.alExtents), 1))
+        var recoveredExtents: [UInt32] = []
+        if !superblock.flags.contains(.activityLogClean) {
+            recoveredExtents = replay.extents.filter { UInt64($0) * Geometry.activityLogExtentSize < superblock.layout.usableSize }
+            for extent in recoveredExtents {
+                _ = bitmap.markOutOfSync(byteRange: ActivityLog.byteRange(ofExtent: extent))
+            }
+        }
         self.data = data
         self.metadata = metadata
         var usable = superblock.layout.usableSize
@@ -101,7 +115,17 @@ public final class Resource: @unchecked Sendable {
         self.size = usable
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         self.threadPool = NIOThreadPool(numberOfThreads: 8)
-        var m = Mutable(superblock: superblock, bitmap: bitmap, exportSize: usable)
+        var m = Mutable(
+            superblock: superblock, bitmap: bitmap,
+            al: ActivityLog(slotCount: min(max(config.disk.alExtents, Resource.minimumActivityLogExtents), Resource.maximumActivityLogExtents), nextTransactionNumber: replay.lastTransactionNumber + 1),
+            exportSize: usable)
+        if !recoveredExtents.isEmpty {
+            m.dirtyPages.formUnion(0..<bitmap.pageCount)
+            logger.warning("unclean stop: the activity log holds \(recoveredExtents.count) extents of 4 MiB; marked out of sync (\(bitmap.outOfSyncCount) blocks out of sync in all)")
+        }
+        if replay.damagedBlocks > 0 {
+            logger.warning("\(replay.damagedBlocks) damaged activity-log blocks were ignored")
+        }
         m.state.allowTwoPrimaries = config.net.allowTwoPrimaries
         m.state.connection = config.peer == nil ? .standAlone : .connecting
         let flags = superblock.flags
@@ -133,6 +157,11 @@ public final class Resource: @unchecked Sendable {
         }
         let s = mutable.withLockedValue { $0.state }
         logger.info("attached \(config.local.disk) (\(size) usable bytes), disk \(s.disk.rawValue), role \(s.role.rawValue); exporting \(run.nbdURI)")
+        // The bitmap is written lazily: the activity log covers the extents whose bits are not on disk yet.
+        group.next().scheduleRepeatedTask(initialDelay: .seconds(2), delay: .seconds(2)) { [weak self] task in
+            guard let self else { task.cancel(); return }
+            if !self.flushBitmapLazily() { task.cancel() }
+        }
         if config.peer != nil {
             try await startPeerLink()
         } else {
@@ -163,6 +192,27 @@ public final class Resource: @unchecked Sendable {
         }
     }
 
+    /// The largest NBD request (32 MiB) touches 9 extents; a smaller table could never hold one.
+    static let minimumActivityLogExtents = 16
+    /// The ring's context can describe at most 64 × 888 slots (Docs/OnDiskFormat.md section 3).
+    static let maximumActivityLogExtents = Geometry.activityLogSlotCount * ActivityLogTransaction.maximumContextEntries
+
+    /// Writes the changed bitmap pages (no sync). Returns false once the resource is going down.
+    func flushBitmapLazily() -> Bool {
+        mutable.withLockedValue { m in
+            guard !m.shuttingDown else { return false }
+            guard !m.dirtyPages.isEmpty else { return true }
+            do {
+                try metadata.writeBitmapPages(m.bitmap, pages: m.dirtyPages.sorted())
+                m.bitmapWrites += UInt64(m.dirtyPages.count)
+                m.dirtyPages.removeAll()
+            } catch {
+                logger.error("cannot write the bitmap: \(error)")
+            }
+            return true
+        }
+    }
+
     func becomePrimaryAtStartup(reason: String) {
         do {
             try promote(force: false)
@@ -179,6 +229,14 @@ public final class Resource: @unchecked Sendable {
             if sb.flags.contains(.primaryIndicator) {
                 sb.flags.insert(.crashedPrimary)
                 logger.warning("the metadata says this node was Primary when it last stopped without `repd down`: marked crashed-primary")
+            }
+            // Recovered bits first, then a fresh activity log (the whole, empty table), then the flags.
+            try metadata.writeBitmapPages(m.bitmap, pages: m.dirtyPages.sorted())
+            m.bitmapWrites += UInt64(m.dirtyPages.count)
+            m.dirtyPages.removeAll()
+            for (slot, transaction) in m.al.fullTableTransactions() {
+                try metadata.writeActivityLog(transaction, ringSlot: slot)
+                m.alWrites += 1
             }
             sb.flags.remove(.activityLogClean)
             sb.updateCounter += 1

@@ -158,4 +158,25 @@ public final class MetadataStore: @unchecked Sendable {
             try file.write(bitmap.page(page), at: offset)
         }
     }
+
+    /// Reads every block of the activity-log ring; a damaged block is a failure in its place.
+    public func readActivityLog() throws(SystemError) -> [Result<ActivityLogTransaction?, MetadataError>] {
+        let bytes = try file.read(count: Int(layout.activityLogSize), at: layout.metadataOffset + layout.activityLogOffset)
+        let blockSize = ActivityLogTransaction.blockSize
+        return stride(from: 0, to: bytes.count - blockSize + 1, by: blockSize).map { start in
+            let block = Array(bytes[start..<(start + blockSize)])
+            return Result { () throws(MetadataError) in try ActivityLogTransaction.decode(block) }
+        }
+    }
+
+    /// Writes one activity-log transaction to its ring block and makes it durable.
+    public func writeActivityLog(_ transaction: ActivityLogTransaction, ringSlot: Int) throws(SystemError) {
+        try file.write(transaction.encoded(), at: layout.activityLogSlotOffset(ringSlot))
+        try file.sync()
+    }
+
+    /// Makes everything written so far durable.
+    public func sync() throws(SystemError) {
+        try file.sync()
+    }
 }
