@@ -712,14 +712,16 @@ repd_node() {
 # write_two_node_res FILE RES PORT DIR [NET...]
 # The test resource: alpha on 127.0.0.1:PORT, beta on 127.0.0.2:PORT, data
 # and meta-disk files DIR/{alpha,beta}.{img,md}.  NET is the body of the
-# net section (default: protocol C plus TWO_NODE_NET_DEFAULT).
+# net section (default: protocol C plus TWO_NODE_NET_DEFAULT).  TWO_NODE_DISK,
+# when set, is the body of a disk section (resync-rate, c-*, al-extents).
 write_two_node_res() {
     local file=$1 res=$2 port=$3 dir=$4 net
     shift 4
     net=${*:-protocol C; $TWO_NODE_NET_DEFAULT}
     cat >"$file" <<EOF
 resource $res {
-  net { $net }
+  net { $net }${TWO_NODE_DISK:+
+  disk { $TWO_NODE_DISK }}
   on alpha { device /dev/repd0; disk $dir/alpha.img; address 127.0.0.1:$port; meta-disk $dir/alpha.md; }
   on beta  { device /dev/repd0; disk $dir/beta.img;  address 127.0.0.2:$port; meta-disk $dir/beta.md; }
 }

@@ -7,14 +7,24 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         case primary
         case secondary
         case down
+        case pauseSync = "pause-sync"
+        case resumeSync = "resume-sync"
+        case invalidate
+        case invalidateRemote = "invalidate-remote"
+        case verify
+        case newCurrentUUID = "new-current-uuid"
     }
 
     public var command: Command
     public var force: Bool
+    /// invalidate, invalidate-remote: resync the whole disk (true, the default) or only the blocks
+    /// already marked out of sync. new-current-uuid: clear the bitmap (skip the initial sync).
+    public var option: Bool?
 
-    public init(_ command: Command, force: Bool = false) {
+    public init(_ command: Command, force: Bool = false, option: Bool? = nil) {
         self.command = command
         self.force = force
+        self.option = option
     }
 }
 

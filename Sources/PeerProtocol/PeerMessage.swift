@@ -151,6 +151,13 @@ public enum PeerMessage: Sendable, Equatable {
     case checksumRequest(offset: UInt64, length: UInt32, algorithm: String)
     /// `digest` is at most 64 bytes.
     case checksumReply(offset: UInt64, length: UInt32, digest: [UInt8])
+    /// The sender's operator paused (`repd pause-sync`) or resumed the resync.
+    case syncPause(paused: Bool)
+    /// The sender's operator asked for a resync (`invalidate`, `invalidate-remote`): both sides start
+    /// one in the given direction, of the whole disk or of the union of both bitmaps.
+    case resyncRequest(senderIsSource: Bool, full: Bool)
+    /// An online verify started (`running`, `blocks` to compare) or ended (`blocks` found out of sync).
+    case verifyNotice(running: Bool, blocks: UInt64)
     case error(reason: String)
 
     public var type: PeerMessageType {
@@ -176,6 +183,9 @@ public enum PeerMessage: Sendable, Equatable {
         case .syncDone: .syncDone
         case .checksumRequest: .checksumRequest
         case .checksumReply: .checksumReply
+        case .syncPause: .syncPause
+        case .resyncRequest: .resyncRequest
+        case .verifyNotice: .verifyNotice
         case .error: .error
         }
     }

@@ -99,6 +99,14 @@ extension PeerMessage {
             buffer.writeInteger(offset)
             buffer.writeInteger(length)
             buffer.writePeerBytes(digest)
+        case .syncPause(let paused):
+            buffer.writeInteger(UInt8(paused ? 1 : 0))
+        case .resyncRequest(let senderIsSource, let full):
+            buffer.writeInteger(UInt8(senderIsSource ? 1 : 0))
+            buffer.writeInteger(UInt8(full ? 1 : 0))
+        case .verifyNotice(let running, let blocks):
+            buffer.writeInteger(UInt8(running ? 1 : 0))
+            buffer.writeInteger(blocks)
         case .error(let reason):
             buffer.writePeerString(reason)
         }
@@ -229,6 +237,14 @@ extension PeerMessage {
             let length = try reader.integer(UInt32.self, "length")
             let digest = try reader.bytes("digest", allowed: 0...PeerWire.maximumDigestLength)
             message = .checksumReply(offset: offset, length: length, digest: digest)
+        case .syncPause:
+            message = .syncPause(paused: try reader.bool("paused"))
+        case .resyncRequest:
+            let senderIsSource = try reader.bool("senderIsSource")
+            message = .resyncRequest(senderIsSource: senderIsSource, full: try reader.bool("full"))
+        case .verifyNotice:
+            let running = try reader.bool("running")
+            message = .verifyNotice(running: running, blocks: try reader.integer(UInt64.self, "blocks"))
         case .error:
             message = .error(reason: try reader.string("reason"))
         }

@@ -46,6 +46,9 @@ public enum PeerMessageType: UInt16, Sendable, CaseIterable {
     case syncDone = 69
     case checksumRequest = 70
     case checksumReply = 71
+    case syncPause = 72
+    case resyncRequest = 73
+    case verifyNotice = 74
     case error = 255
 
     /// The largest payload a frame of this type may announce. Checked on the header, before any of

@@ -46,6 +46,7 @@ extension Resource: NBDBackend {
                 return NBDFailure(.io, "\(config.name) has no readable data on \(node) (disk \(m.state.disk.rawValue))")
             }
             m.inFlight += 1
+            m.applicationRequests &+= 1
             return nil
         }
         if let refusal { return eventLoop.makeFailedFuture(refusal) }
@@ -104,6 +105,7 @@ extension Resource: NBDBackend {
                 return NBDFailure(.noSpace, "write at \(request.offset)+\(request.length) is beyond the replicated size \(m.exportSize)")
             }
             m.inFlight += 1
+            m.applicationRequests &+= 1
             m.pendingWrites += 1
             if m.al.begin(ActivityLog.extents(of: range)) {
                 admitLocalWrite(write, &m, &effects)

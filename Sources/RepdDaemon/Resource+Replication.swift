@@ -35,6 +35,11 @@ extension Resource: PeerLinkDelegate {
             guard let self else { task.cancel(); return }
             self.checkAcknowledgementTimeout(timeoutNanos)
         }
+        var lastApplicationRequests: UInt64 = 0
+        group.next().scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [weak self] task in
+            guard let self else { task.cancel(); return }
+            self.resyncTick(lastApplicationRequests: &lastApplicationRequests)
+        }
     }
 
     static let hmac: @Sendable (String, [UInt8], [UInt8]) -> [UInt8] = { algorithm, key, message in
@@ -111,7 +116,8 @@ extension Resource: PeerLinkDelegate {
             m.linkMessage = "connection lost: \(reason)"
             // Writes the peer did not confirm are out of sync; the clients keep their data.
             for op in m.tracker.awaitingPeer {
-                m.markOutOfSync(op.range)
+                // Resync transfers are still marked; verify requests changed nothing.
+                if op.origin == .local { m.markOutOfSync(op.range) }
                 m.tracker.markPeerDone(op.id)
                 if var write = m.localWrites[op.id] {
                     write.peerDone = true
@@ -182,8 +188,16 @@ extension Resource: PeerLinkDelegate {
                 receiveSyncAck(offset: offset, length: length, status: status, &m, &effects)
             case .syncDone(let blocks):
                 finishSyncTarget(blocks: blocks, &m, &effects)
-            case .checksumRequest, .checksumReply:
-                break
+            case .checksumRequest(let offset, let length, let algorithm):
+                receiveChecksumRequest(offset: offset, length: length, algorithm: algorithm, connection: connection, &m, &effects)
+            case .checksumReply(let offset, let length, let digest):
+                receiveChecksumReply(offset: offset, length: length, digest: digest, &m, &effects)
+            case .syncPause(let paused):
+                receiveSyncPause(paused, &m, &effects)
+            case .resyncRequest(let senderIsSource, let full):
+                receiveResyncRequest(senderIsSource: senderIsSource, full: full, &m, &effects)
+            case .verifyNotice(let running, let blocks):
+                receiveVerifyNotice(running: running, blocks: blocks, &m)
             case .hello, .authChallenge, .authResponse, .authResult, .chosen, .ping, .pingAck, .error:
                 break
             }
@@ -268,17 +282,29 @@ extension Resource: PeerLinkDelegate {
         }
     }
 
-    private func beginSync(source: Bool, full: Bool, _ m: inout Mutable, _ effects: inout Effects) {
+    func beginSync(source: Bool, full: Bool, _ m: inout Mutable, _ effects: inout Effects) {
         guard let connection = m.peer?.connection else { return }
-        m.peer?.sync = ResyncProgress(source: source, full: full, totalBlocks: 0, startedAt: ProcessSupport.monotonicNanoseconds())
-        if full { m.dirtyPages.formUnion(m.bitmap.markAllOutOfSync()) }
+        var progress = ResyncProgress(source: source, full: full, totalBlocks: 0, startedAt: ProcessSupport.monotonicNanoseconds())
         if source {
-            m.state.replication = .syncSource
+            progress.controller = makeResyncController()
+            if let csums = config.net.csumsAlg, Self.digestAlgorithms.contains(csums) { progress.checksumAlgorithm = csums }
+        }
+        m.peer?.sync = progress
+        if m.userPausedSync {
+            // Paused here before the peer connected: it must hold too.
+            connection.channel.eventLoop.execute { connection.send(.syncPause(paused: true)) }
+        }
+        if full { m.dirtyPages.formUnion(m.bitmap.markAllOutOfSync()) }
+        updateSyncReplicationState(&m)
+        if source {
+            if let csums = config.net.csumsAlg, progress.checksumAlgorithm == nil {
+                logger.warning("csums-alg \(csums) is not supported (use \(Self.digestAlgorithms.joined(separator: ", "))); resync sends every block")
+            }
         } else {
-            m.state.replication = .syncTarget
             _ = try? m.state.apply(.attach(.inconsistent))
             m.superblock.flags.remove(.consistent)
             m.superblock.flags.remove(.wasUpToDate)
+            sendState(&m, &effects)
         }
         persistSuperblock(&m)
         if !full {
@@ -340,6 +366,7 @@ extension Resource: PeerLinkDelegate {
             return
         }
         m.receivedBytes += UInt64(write.kind == .data ? write.length : 0)
+        if isResync { m.peer?.sync?.movedBytes += UInt64(write.length) }
         var segments = [range]
         if !isResync {
             let overlaps = m.tracker.unacknowledgedLocalOverlaps(range)
@@ -428,9 +455,15 @@ extension Resource: PeerLinkDelegate {
                 connection.channel.eventLoop.execute { connection.send(.syncStart(sourceIsSender: true, totalBlocks: total, full: full)) }
             }
         }
-        let window = 8 << 20
-        let maximumRun = 256   // blocks: 1 MiB per transfer
-        while sync.inFlightBytes < window, let first = m.bitmap.nextOutOfSync(fromBlock: sync.cursor) {
+        if syncPaused(m) { return }
+        let window = 16 << 20
+        let blockSize = Int(Geometry.blockSize)
+        let limited = sync.controller != nil
+        while sync.inFlightBytes < window, !limited || sync.credit > 0, let first = m.bitmap.nextOutOfSync(fromBlock: sync.cursor) {
+            // 1 MiB per transfer at most, less when the rate controller allows less, and with
+            // csums-alg as many blocks as one digest reply describes.
+            var maximumRun = limited ? max(1, min(256, sync.credit / blockSize)) : 256
+            if let algorithm = sync.checksumAlgorithm { maximumRun = min(maximumRun, Self.blocksPerDigestRequest(algorithm)) }
             var last = first
             while last + 1 < m.bitmap.blockCount && last + 1 - first < maximumRun && m.bitmap.isOutOfSync(block: last + 1) { last += 1 }
             sync.cursor = last + 1
@@ -438,6 +471,7 @@ extension Resource: PeerLinkDelegate {
             let (id, mayStart) = m.tracker.admit(range, origin: .resync, peerDone: false)
             sync.inFlight[id] = ResyncTransfer(id: id, range: range)
             sync.inFlightBytes += range.count
+            if limited { sync.credit -= range.count }
             m.peer?.sync = sync
             if mayStart { startResyncRead(id, &m, &effects) }
             sync = m.peer!.sync!
@@ -468,14 +502,22 @@ extension Resource: PeerLinkDelegate {
                     self.logger.error("resync read at \(transfer.range): \(error)")
                     ok = false
                 }
+                let algorithm = self.mutable.withLockedValue { $0.peer?.sync?.checksumAlgorithm }
+                let digests = ok ? algorithm.map { Resource.blockDigests(buffer, algorithm: $0) } : nil
                 self.withState { (m: inout Mutable, effects: inout Effects) -> Void in
-                    if ok, m.peer?.connection === connection {
-                        m.sentBytes += UInt64(transfer.range.count)
-                        let payload = buffer
-                        connection.channel.eventLoop.execute {
-                            connection.send(.syncData(offset: transfer.range.lowerBound, payload: payload))
-                        }
+                    if ok, m.peer?.connection === connection, m.peer?.sync?.inFlight[id] != nil {
                         m.peer?.sync?.inFlight[id]?.sent = true
+                        if let algorithm, let digests {
+                            // Ask for the target's digests first; only differing blocks are sent.
+                            m.peer?.sync?.inFlight[id]?.data = buffer
+                            m.peer?.sync?.inFlight[id]?.localDigests = digests
+                            connection.channel.eventLoop.execute {
+                                connection.send(.checksumRequest(offset: transfer.range.lowerBound, length: UInt32(transfer.range.count), algorithm: algorithm))
+                            }
+                        } else {
+                            m.peer?.sync?.inFlight[id]?.awaitingAcks = [transfer.range]
+                            self.sendResyncData(transfer.range, parts: [transfer.range], from: buffer, &m)
+                        }
                     } else {
                         m.tracker.markPeerDone(id)
                         m.peer?.sync?.inFlight[id] = nil
@@ -488,21 +530,28 @@ extension Resource: PeerLinkDelegate {
     }
 
     private func receiveSyncAck(offset: UInt64, length: UInt32, status: UInt32, _ m: inout Mutable, _ effects: inout Effects) {
-        guard var sync = m.peer?.sync, sync.source,
-              let (id, transfer) = sync.inFlight.first(where: { $0.value.range.lowerBound == offset && $0.value.range.count == Int(length) })
+        let acked = offset..<(offset + UInt64(length))
+        guard let sync = m.peer?.sync, sync.source,
+              let (id, transfer) = sync.inFlight.first(where: { $0.value.awaitingAcks.contains(acked) })
         else { return }
-        sync.inFlight[id] = nil
-        sync.inFlightBytes -= transfer.range.count
-        if status == 0 {
-            sync.doneBlocks += UInt64(transfer.range.count) / Geometry.blockSize
+        m.peer?.sync?.inFlight[id]?.awaitingAcks.removeAll { $0 == acked }
+        if status != 0 {
+            logger.error("the peer could not write resync data at \(acked) (error \(status))")
+            m.peer?.sync?.inFlight[id]?.sent = false
         }
+        guard m.peer?.sync?.inFlight[id]?.awaitingAcks.isEmpty == true else { return }
+        completeResyncTransfer(id, status: transfer.sent && m.peer?.sync?.inFlight[id]?.sent == true ? 0 : 5, &m, &effects)
+    }
+
+    /// The target has (or, with csums-alg, already had) every block of the transfer.
+    func completeResyncTransfer(_ id: UInt64, status: UInt32, _ m: inout Mutable, _ effects: inout Effects) {
+        guard var sync = m.peer?.sync, let transfer = sync.inFlight.removeValue(forKey: id) else { return }
+        sync.inFlightBytes -= transfer.range.count
+        sync.acknowledgedSinceTick += transfer.range.count
+        if status == 0 { sync.doneBlocks += UInt64(transfer.range.count) / Geometry.blockSize }
         m.peer?.sync = sync
         m.tracker.markPeerDone(id)
-        if status == 0 {
-            m.markInSync(transfer.range)
-        } else {
-            logger.error("the peer could not write resync data at \(transfer.range) (error \(status))")
-        }
+        if status == 0 { m.markInSync(transfer.range) }
         pumpResync(&m, &effects)
     }
 
@@ -511,7 +560,10 @@ extension Resource: PeerLinkDelegate {
         m.peer?.sync?.finishedSending = true
         let blocks = sync.doneBlocks
         let seconds = Double(ProcessSupport.monotonicNanoseconds() - sync.startedAt) / 1e9
-        logger.info("resync finished as SyncSource: \(blocks) blocks (\(blocks * 4) KiB) in \(oneDecimal(seconds)) s")
+        let same = sync.checksumAlgorithm == nil ? "" : ", \(sync.sameBlocks) found identical by \(sync.checksumAlgorithm!) and not sent"
+        let summary = "resync finished as SyncSource: \(blocks) blocks (\(blocks * 4) KiB) in \(oneDecimal(seconds)) s, \(sync.movedBytes) bytes of data sent\(same)"
+        logger.info("\(summary)")
+        m.lastSyncSummary = summary
         m.peer?.sync = nil
         m.state.replication = .established
         _ = try? m.state.apply(.peer(role: m.state.peerRole, disk: .upToDate))
@@ -529,7 +581,10 @@ extension Resource: PeerLinkDelegate {
     private func finishSyncTarget(blocks: UInt64, _ m: inout Mutable, _ effects: inout Effects) {
         guard let report = m.peer?.report else { return }
         let seconds = m.peer?.sync.map { Double(ProcessSupport.monotonicNanoseconds() - $0.startedAt) / 1e9 } ?? 0
-        logger.info("resync finished as SyncTarget: \(blocks) blocks (\(blocks * 4) KiB) in \(oneDecimal(seconds)) s; disk UpToDate")
+        let moved = m.peer?.sync?.movedBytes ?? 0
+        let summary = "resync finished as SyncTarget: \(blocks) blocks (\(blocks * 4) KiB) in \(oneDecimal(seconds)) s, \(moved) bytes of data received; disk UpToDate"
+        logger.info("\(summary)")
+        m.lastSyncSummary = summary
         m.peer?.sync = nil
         m.state.replication = .established
         if m.bitmap.outOfSyncCount > 0 { m.dirtyPages.formUnion(m.bitmap.clearAll()) }

@@ -79,7 +79,19 @@ extension Resource {
         case .down:
             requestStop()
             return ControlReply(ok: true, message: "\(config.name): going down")
+        case .pauseSync, .resumeSync:
+            return reply(pauseSync(request.command == .pauseSync))
+        case .invalidate, .invalidateRemote:
+            return reply(requestResync(localIsSource: request.command == .invalidateRemote, full: request.option ?? true))
+        case .verify:
+            return reply(startVerify())
+        case .newCurrentUUID:
+            return reply(newCurrentGeneration(clearBitmap: request.option ?? false))
         }
+    }
+
+    private func reply(_ result: (ok: Bool, message: String)) -> ControlReply {
+        ControlReply(ok: result.ok, message: "\(config.name): \(result.message)", status: status())
     }
 }
 

@@ -68,11 +68,47 @@ struct PeerApply {
     let connection: PeerConnection
 }
 
-/// A resync transfer on the SyncSource: read locally, sent, acknowledged by the target.
+/// A resync transfer on the SyncSource: read locally, (with csums-alg: digests compared), sent,
+/// acknowledged by the target.
 struct ResyncTransfer {
     let id: UInt64
     let range: Range<UInt64>
     var sent = false
+    /// csums-alg: the data read, kept until the target's digests say which blocks differ.
+    var data: ByteBuffer?
+    var localDigests: [[UInt8]] = []
+    /// Sub-ranges sent as syncData and not yet acknowledged.
+    var awaitingAcks: [Range<UInt64>] = []
+}
+
+/// A range compared by digests during an online verify (VerifyS side).
+struct VerifyRequest {
+    let id: UInt64
+    let range: Range<UInt64>
+    var localDigests: [[UInt8]] = []
+    var requested = false
+}
+
+/// An online verify in progress.
+struct VerifyProgress {
+    var source: Bool
+    var algorithm: String
+    var cursor = 0
+    var totalBlocks: UInt64
+    var doneBlocks: UInt64 = 0
+    var outOfSyncBlocks: UInt64 = 0
+    var inFlight: [UInt64: VerifyRequest] = [:]
+    var startedAt: UInt64
+    /// Differing ranges found, for the log (merged, first few hundred).
+    var found: [Range<UInt64>] = []
+}
+
+/// The peer asked for digests of a range (verify or csums resync): read after overlapping writes.
+struct DigestJob {
+    let id: UInt64
+    let range: Range<UInt64>
+    let algorithm: String
+    let connection: PeerConnection
 }
 
 /// The connected peer and what is in flight with it.
@@ -86,6 +122,9 @@ struct PeerSession {
     var decision: SyncDecision?
     var peerBitmapDone = false
     var sync: ResyncProgress?
+    var verify: VerifyProgress?
+    /// The peer's operator paused resync (`pause-sync` there).
+    var peerPausedSync = false
 }
 
 /// A running resync, on either side.
@@ -100,6 +139,20 @@ struct ResyncProgress {
     var doneBlocks: UInt64 = 0
     var startedAt: UInt64
     var finishedSending = false
+    /// SyncSource: the rate controller, the bytes it allows now, and what was acknowledged since its last tick.
+    var controller: ResyncController?
+    var credit = 0
+    var acknowledgedSinceTick = 0
+    /// Resync data bytes this sync moved (sent on the source, received on the target).
+    var movedBytes: UInt64 = 0
+    /// csums-alg: blocks found identical and not sent.
+    var sameBlocks: UInt64 = 0
+    /// csums-alg in use on the source.
+    var checksumAlgorithm: String?
+    /// Progress samples (time, done blocks) for the current speed.
+    var samples: [(at: UInt64, done: UInt64)] = []
+    var pausedNanoseconds: UInt64 = 0
+    var pausedSince: UInt64?
 }
 
 extension Resource {
@@ -120,6 +173,10 @@ extension Resource {
             startPeerApply(id, &m, &effects)
         } else if m.peer?.sync?.inFlight[id] != nil {
             startResyncRead(id, &m, &effects)
+        } else if m.peer?.verify?.inFlight[id] != nil {
+            startVerifyRead(id, &m, &effects)
+        } else if m.digestJobs[id] != nil {
+            startDigestJob(id, &m, &effects)
         }
     }
 }

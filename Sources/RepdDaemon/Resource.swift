@@ -51,6 +51,13 @@ public final class Resource: @unchecked Sendable {
         var al: ActivityLog
         var alWaiting: [WriteRequest] = []
         var alWrites: UInt64 = 0
+        /// `repd pause-sync` on this node: resyncs stay paused until `resume-sync`.
+        var userPausedSync = false
+        var digestJobs: [UInt64: DigestJob] = [:]
+        /// Application requests since the resync controller's last tick (for c-min-rate).
+        var applicationRequests: UInt64 = 0
+        /// The last resync or verify that ended, for status.
+        var lastSyncSummary: String?
         /// The size clients see: the local usable size, or the peer's if smaller.
         var exportSize: UInt64
         var tracker = WriteConflictTracker()

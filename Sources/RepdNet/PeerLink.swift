@@ -387,6 +387,9 @@ final class PeerConnectionHandler: ChannelInboundHandler {
         let message = unwrapInboundIn(data)
         lastReceived = .now()
         if active {
+            // Anything from the peer shows it is alive, not only the answer to our ping (which
+            // may queue behind bulk data on a busy link).
+            pingSentAt = nil
             switch message {
             case .ping:
                 context.writeAndFlush(wrapOutboundOut(.pingAck), promise: nil)

@@ -17,6 +17,7 @@ struct Repd: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             CreateMD.self, DumpMD.self, Up.self, Down.self, Primary.self, Secondary.self, Status.self, DumpConfig.self,
+            PauseSync.self, ResumeSync.self, Invalidate.self, InvalidateRemote.self, Verify.self, NewCurrentUUID.self,
         ]
     )
 

@@ -1,0 +1,131 @@
+import ArgumentParser
+import ControlProtocol
+
+/// Sends a request and prints the daemon's answer; a refusal is exit 1 with the reason.
+private func simpleControl(_ request: ControlRequest, common: CommonOptions, resource: String) throws {
+    let reply = try sendControl(request, common: common, resource: resource)
+    guard reply.ok else { throw CLIError(.failed, reply.message ?? "\(resource): refused") }
+    if let message = reply.message { print(message) }
+}
+
+struct PauseSync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pause-sync",
+        abstract: "Pause the resync of a resource (both nodes show PausedSyncS/PausedSyncT).",
+        discussion: """
+            The pause holds until `repd resume-sync` on the same node; a resync that starts while
+            paused waits. Application I/O and replication go on.
+            Example: repd pause-sync r0
+            """
+    )
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "The resource name.") var resource: String
+
+    func run() async throws {
+        try await Repd.guarded { try simpleControl(ControlRequest(.pauseSync), common: common, resource: resource) }
+    }
+}
+
+struct ResumeSync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume-sync",
+        abstract: "Resume a resync paused with pause-sync on this node.",
+        discussion: "Example: repd resume-sync r0"
+    )
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "The resource name.") var resource: String
+
+    func run() async throws {
+        try await Repd.guarded { try simpleControl(ControlRequest(.resumeSync), common: common, resource: resource) }
+    }
+}
+
+/// `--reset-bitmap=yes|no`, as drbdsetup spells it.
+enum YesNo: String, ExpressibleByArgument, CaseIterable {
+    case yes, no
+}
+
+struct Invalidate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Discard this node's data: it becomes SyncTarget and receives the peer's data.",
+        discussion: """
+            Needs a connected peer with an UpToDate disk, and this node Secondary. By default the whole
+            disk is resynced; --reset-bitmap=no resyncs only the blocks already marked out of sync (for
+            example by `repd verify`), on either node. With csums-alg set, blocks whose checksums match
+            are not sent.
+            Example: repd invalidate --reset-bitmap=no r0
+            """
+    )
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "The resource name.") var resource: String
+    @Option(name: .customLong("reset-bitmap"), help: "yes: resync the whole disk; no: only blocks marked out of sync.")
+    var resetBitmap: YesNo = .yes
+
+    func run() async throws {
+        try await Repd.guarded {
+            try simpleControl(ControlRequest(.invalidate, option: resetBitmap == .yes), common: common, resource: resource)
+        }
+    }
+}
+
+struct InvalidateRemote: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "invalidate-remote",
+        abstract: "Discard the peer's data: this node becomes SyncSource and overwrites the peer's copy.",
+        discussion: """
+            Needs this node UpToDate and the peer Secondary. --reset-bitmap=no resyncs only the blocks
+            already marked out of sync (for example by `repd verify`).
+            Example: repd invalidate-remote --reset-bitmap=no r0
+            """
+    )
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "The resource name.") var resource: String
+    @Option(name: .customLong("reset-bitmap"), help: "yes: resync the whole disk; no: only blocks marked out of sync.")
+    var resetBitmap: YesNo = .yes
+
+    func run() async throws {
+        try await Repd.guarded {
+            try simpleControl(ControlRequest(.invalidateRemote, option: resetBitmap == .yes), common: common, resource: resource)
+        }
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare both replicas block by block while online (verify-alg; crc32c if unset).",
+        discussion: """
+            Starts the verify and returns; `repd status` shows VerifyS/VerifyT and the log lists every
+            range found out of sync. Differences are marked out of sync; repair them with
+            `repd invalidate-remote --reset-bitmap=no RES` on the node whose data is right.
+            Example: repd verify r0
+            """
+    )
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "The resource name.") var resource: String
+
+    func run() async throws {
+        try await Repd.guarded { try simpleControl(ControlRequest(.verify), common: common, resource: resource) }
+    }
+}
+
+struct NewCurrentUUID: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "new-current-uuid",
+        abstract: "Start a new data generation; with --clear-bitmap, skip the initial full sync.",
+        discussion: """
+            --clear-bitmap is for freshly created metadata on both nodes whose disks are known to be
+            identical (for example both empty, or both zeroed): run it on one node while connected, and
+            both become UpToDate without a sync.
+            Example: repd new-current-uuid --clear-bitmap r0
+            """
+    )
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "The resource name.") var resource: String
+    @Flag(help: "Clear the bitmap and make both disks UpToDate (fresh metadata only).") var clearBitmap = false
+
+    func run() async throws {
+        try await Repd.guarded {
+            try simpleControl(ControlRequest(.newCurrentUUID, option: clearBitmap), common: common, resource: resource)
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import XCTest
+@testable import RepdCore
+
+final class ResyncControllerTests: XCTestCase {
+    private let mib = 1 << 20
+
+    func testFixedRateIsSpreadOverTicks() {
+        var c = ResyncController(settings: .init(fixedRate: 10 * mib, planAhead: 0, fillTarget: 0, delayTarget: 10, maxRate: 100 * mib, minRate: 0))
+        XCTAssertFalse(c.isDynamic)
+        for _ in 0..<5 { XCTAssertEqual(c.tick(acknowledged: 0, inFlight: 0, applicationBusy: false), mib) }
+        XCTAssertEqual(c.tick(acknowledged: 0, inFlight: 0, applicationBusy: true), mib, "no c-min-rate: no throttling")
+    }
+
+    func testApplicationIOHoldsResyncToMinRate() {
+        var c = ResyncController(settings: .init(fixedRate: 10 * mib, planAhead: 0, fillTarget: 0, delayTarget: 10, maxRate: 100 * mib, minRate: 250 * 1024))
+        XCTAssertEqual(c.tick(acknowledged: 0, inFlight: 0, applicationBusy: true), 25600)
+        XCTAssertEqual(c.tick(acknowledged: 0, inFlight: 0, applicationBusy: false), mib)
+    }
+
+    /// A link that acknowledges what was sent `latency` ticks earlier.
+    private func simulate(_ settings: ResyncController.Settings, latency: Int, ticks: Int) -> (rates: [Int], inFlight: [Int]) {
+        var c = ResyncController(settings: settings)
+        var pipe = Array(repeating: 0, count: latency)
+        var acknowledged = 0
+        var rates: [Int] = [], inFlight: [Int] = []
+        for _ in 0..<ticks {
+            let flying = pipe.reduce(0, +)
+            let send = c.tick(acknowledged: acknowledged, inFlight: flying, applicationBusy: false)
+            pipe.append(send)
+            acknowledged = pipe.removeFirst()
+            rates.append(send)
+            inFlight.append(pipe.reduce(0, +))
+        }
+        return (rates, inFlight)
+    }
+
+    func testDynamicControllerSettlesAtTheFillTarget() {
+        let fill = 8 * mib
+        let result = simulate(.init(fixedRate: 0, planAhead: 20, fillTarget: fill, delayTarget: 10, maxRate: 1 << 40, minRate: 0), latency: 5, ticks: 400)
+        let settled = result.inFlight.suffix(50)
+        for value in settled { XCTAssertEqual(Double(value), Double(fill), accuracy: Double(fill) * 0.1) }
+        // The rate that keeps 8 MiB in flight over 5 ticks of latency: 8 MiB / 5 per tick.
+        XCTAssertEqual(Double(result.rates.last!), Double(fill) / 5, accuracy: Double(fill) / 5 * 0.1)
+    }
+
+    func testDynamicControllerNeverExceedsMaxRate() {
+        let max = 20 * mib
+        let result = simulate(.init(fixedRate: 0, planAhead: 20, fillTarget: 1 << 30, delayTarget: 10, maxRate: max, minRate: 0), latency: 1, ticks: 200)
+        XCTAssertEqual(result.rates.max(), max / 10)
+        XCTAssertEqual(result.rates.suffix(20), Array(repeating: max / 10, count: 20))
+        XCTAssertTrue(result.rates.allSatisfy { $0 >= 0 })
+    }
+
+    func testDelayTargetScalesWithTheRate() {
+        // Fill target 0: keep c-delay-target (here 1 s = 10 ticks) of the acknowledged rate in flight.
+        let result = simulate(.init(fixedRate: 0, planAhead: 10, fillTarget: 0, delayTarget: 10, maxRate: 100 * mib, minRate: 0), latency: 2, ticks: 100)
+        XCTAssertTrue(result.rates.allSatisfy { $0 >= 0 && $0 <= 10 * mib })
+    }
+}
