@@ -182,13 +182,15 @@ extension Resource {
             }
             persistSuperblock(&m)
             logger.info("new current generation \(hex(m.superblock.generation.current))\(clearBitmap ? " with a clear bitmap: the initial sync is skipped" : "")")
-            sendState(&m, &effects)
             if clearBitmap, m.peer?.report != nil, let connection = m.peer?.connection {
-                // An empty resync from us makes the peer adopt the generation and become UpToDate.
+                // An empty resync from us makes the peer adopt the generation and become UpToDate. The
+                // request goes before our new state, so that the peer does not decide a full sync first.
                 connection.channel.eventLoop.execute { connection.send(.resyncRequest(senderIsSource: true, full: false)) }
                 beginSync(source: true, full: false, &m, &effects)
+                sendState(&m, &effects)
                 return (true, "new current generation \(hex(m.superblock.generation.current)); initial sync skipped, the peer becomes UpToDate")
             }
+            sendState(&m, &effects)
             return (true, "new current generation \(hex(m.superblock.generation.current))"
                 + (clearBitmap ? "; the peer still has fresh metadata: run the same on it, or it gets a full sync from here" : ""))
         }
