@@ -1,3 +1,5 @@
+import RepdCore
+
 /// The `net` section: how the replication link behaves. Defaults are DRBD 8.4's.
 public struct NetOptions: Sendable, Hashable {
     /// When a write completes. `allow-two-primaries` needs `.C`.

@@ -1,3 +1,5 @@
+import RepdCore
+
 /// A value that does not fit its option, with the word to blame.
 struct ValueError: Error, Sendable {
     var location: SourceLocation

@@ -1,3 +1,7 @@
+// The after-split-brain and resync-conflict policies of a resource's `net` section. They live in
+// RepdCore because the split-brain resolution (SplitBrainResolution.swift) decides with them;
+// RepdConfig parses them.
+
 /// What to do after a split brain when neither node is primary (`after-sb-0pri`).
 public enum AfterSB0Pri: Sendable, Hashable, CustomStringConvertible {
     case disconnect
@@ -9,7 +13,7 @@ public enum AfterSB0Pri: Sendable, Hashable, CustomStringConvertible {
     case discardNode(String)
 
     /// The policies without a parameter, in DRBD's order.
-    static let fixedCases: [AfterSB0Pri] = [
+    public static let fixedCases: [AfterSB0Pri] = [
         .disconnect, .discardYoungerPrimary, .discardOlderPrimary, .discardZeroChanges, .discardLeastChanges,
     ]
 
@@ -24,7 +28,8 @@ public enum AfterSB0Pri: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    static let discardNodePrefix = "discard-node-"
+    /// The spelling of `discardNode` before the host name.
+    public static let discardNodePrefix = "discard-node-"
 
     /// DRBD's spelling.
     public var description: String {
