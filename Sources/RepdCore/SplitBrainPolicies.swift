@@ -67,3 +67,29 @@ public enum RRConflict: String, Sendable, Hashable, CaseIterable {
     case violently
     case callPriLost = "call-pri-lost"
 }
+
+/// The policies a split brain is resolved with, as both nodes must configure them alike
+/// (`net` section: `after-sb-0pri`, `after-sb-1pri`, `after-sb-2pri`, `always-asbp`).
+public struct SplitBrainPolicies: Sendable, Hashable {
+    /// Neither node is Primary at the handshake.
+    public var afterSB0Pri: AfterSB0Pri
+    /// Exactly one node is Primary.
+    public var afterSB1Pri: AfterSB1Pri
+    /// Both nodes are Primary.
+    public var afterSB2Pri: AfterSB2Pri
+    /// Apply the policies also to a split brain no bitmap covers (rule 100); the resync is then full.
+    public var alwaysASBP: Bool
+
+    /// DRBD's defaults: disconnect in every case.
+    public init(
+        afterSB0Pri: AfterSB0Pri = .disconnect,
+        afterSB1Pri: AfterSB1Pri = .disconnect,
+        afterSB2Pri: AfterSB2Pri = .disconnect,
+        alwaysASBP: Bool = false
+    ) {
+        self.afterSB0Pri = afterSB0Pri
+        self.afterSB1Pri = afterSB1Pri
+        self.afterSB2Pri = afterSB2Pri
+        self.alwaysASBP = alwaysASBP
+    }
+}
