@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Layering (see Docs/Architecture.md):
-//   RepdCore, RepdConfig          pure logic, standard library only
+//   RepdCore, RepdConfig          pure logic, standard library only (RepdConfig parses the
+//                                 split-brain policies RepdCore defines)
 //   NBDProtocol, ControlProtocol  wire formats (NIOCore), no sockets
 //   RepdSystem                    the one place that calls POSIX
 //   RepdStorage                   backing device and metadata store
@@ -31,7 +32,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "RepdCore"),
-        .target(name: "RepdConfig"),
+        .target(name: "RepdConfig", dependencies: ["RepdCore"]),
         .target(name: "NBDProtocol", dependencies: ["RepdCore", nioCore]),
         .target(name: "PeerProtocol", dependencies: ["RepdCore", nioCore]),
         .target(name: "ControlProtocol", dependencies: ["RepdCore"]),
@@ -50,7 +51,7 @@ let package = Package(
         .systemLibrary(name: "CNBD", pkgConfig: "libnbd", providers: [.apt(["libnbd-dev"])]),
 
         .testTarget(name: "RepdCoreTests", dependencies: ["RepdCore"]),
-        .testTarget(name: "RepdConfigTests", dependencies: ["RepdConfig"], resources: []),
+        .testTarget(name: "RepdConfigTests", dependencies: ["RepdConfig", "RepdCore"], resources: []),
         .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", "RepdCore", nioCore]),
         .testTarget(name: "PeerProtocolTests", dependencies: [
             "PeerProtocol", "RepdCore", nioCore,

@@ -1,3 +1,5 @@
+import RepdCore
+
 /// The `net` section: how the replication link behaves. Defaults are DRBD 8.4's.
 public struct NetOptions: Sendable, Hashable {
     /// When a write completes. `allow-two-primaries` needs `.C`.
@@ -7,7 +9,8 @@ public struct NetOptions: Sendable, Hashable {
     public var afterSB1Pri: AfterSB1Pri = .disconnect
     public var afterSB2Pri: AfterSB2Pri = .disconnect
     public var rrConflict: RRConflict = .disconnect
-    /// Apply the after-sb policies even when the generation UUIDs show the peers never split.
+    /// Apply the after-sb policies also to a split brain no bitmap covers (rule 100: the histories
+    /// are related, but neither bitmap records all changes); the resync is then full.
     public var alwaysASBP = false
     /// Peer authentication digest: `sha1` or `sha256`; `nil` when peers are not authenticated.
     public var cramHMACAlg: String? = nil
@@ -39,4 +42,12 @@ public struct NetOptions: Sendable, Hashable {
     public var dataIntegrityAlg: String? = nil
 
     public init() {}
+}
+
+extension NetOptions {
+    /// The after-split-brain policies, as `SplitBrainResolver` takes them.
+    public var splitBrainPolicies: SplitBrainPolicies {
+        SplitBrainPolicies(
+            afterSB0Pri: afterSB0Pri, afterSB1Pri: afterSB1Pri, afterSB2Pri: afterSB2Pri, alwaysASBP: alwaysASBP)
+    }
 }

@@ -1,3 +1,5 @@
+import RepdCore
+
 /// The option sections DRBD 8.4 knows, plus `global`.
 enum SectionKind: String, Sendable, Hashable, CaseIterable {
     case global, net, disk, startup, handlers, options

@@ -1,3 +1,5 @@
+import RepdCore
+
 /// An `on` section with the resource body's `device`/`disk`/`meta-disk`/`address` filled in
 /// where the section does not set them.
 struct MergedHost: Sendable {

@@ -1,3 +1,5 @@
+import RepdCore
+
 /// Checks what the parser cannot: every value against its option, repeated options, sections and
 /// resources, and the rules that span options (a complete `on` section, distinct addresses,
 /// `allow-two-primaries` only with protocol C, ...).
@@ -174,6 +176,23 @@ struct Validator {
                 secret.location,
                 "shared-secret has no effect without cram-hmac-alg in \(resource.scope(.net, ["shared-secret"])); "
                     + "add 'cram-hmac-alg sha256;' to authenticate the peer")
+        }
+        // A policy whose point is to run a handler needs that handler (DRBD's example configuration
+        // says the same of call-pri-lost-after-sb).
+        let handlerPolicies: [(option: String, handler: String, inUse: Bool, purpose: String)] = [
+            ("after-sb-1pri", "pri-lost-after-sb", net.afterSB1Pri == .callPriLostAfterSB,
+             "it runs on a Primary whose changes a split brain discards and that cannot become Secondary"),
+            ("after-sb-2pri", "pri-lost-after-sb", net.afterSB2Pri == .callPriLostAfterSB,
+             "it runs on a Primary whose changes a split brain discards and that cannot become Secondary"),
+            ("rr-conflict", "pri-lost", net.rrConflict == .callPriLost,
+             "it runs on a Primary that a resync would overwrite"),
+        ]
+        for policy in handlerPolicies where policy.inUse && resource.option(.handlers, policy.handler) == nil {
+            guard let option = resource.option(.net, policy.option), let value = option.values.first else { continue }
+            report(
+                value.location,
+                "\(policy.option) \(value.text) needs a \(policy.handler) handler, and resource '\(name)' has none; "
+                    + "add one to its handlers section (\(policy.purpose))")
         }
         if case .discardNode(let node) = net.afterSB0Pri, let option = resource.option(.net, "after-sb-0pri") {
             let hosts = resource.hosts.flatMap(\.names)

@@ -1,3 +1,5 @@
+import RepdCore
+
 /// A value that does not fit its option, with the word to blame.
 struct ValueError: Error, Sendable {
     var location: SourceLocation
@@ -129,7 +131,10 @@ enum ValueParser {
 
     private static func invalidChoiceMessage(_ value: String, option name: String, choices: [String]) -> String {
         let expected = "expected one of: " + choices.joined(separator: ", ")
-        let elsewhere = splitBrainChoices.filter { $0.option != name && $0.values.contains(value) }.map(\.option)
+        let elsewhere = splitBrainChoices.filter { choice in
+            choice.option != name
+                && (choice.values.contains(value) || (choice.option == "after-sb-0pri" && AfterSB0Pri(drbdName: value) != nil))
+        }.map(\.option)
         if splitBrainChoices.contains(where: { $0.option == name }), !elsewhere.isEmpty {
             return "'\(value)' is not a valid \(name) policy (it is valid for \(list(elsewhere))); \(expected)"
         }

@@ -20,6 +20,22 @@ extension GenerationIdentifiers {
     /// The bitmap identifier with the role bit masked.
     public var bitmapIgnoringRole: UInt64 { bitmap & ~1 }
 
+    /// The role bit of the bitmap identifier: this node was Primary when the generation the
+    /// bitmap starts from ended, i.e. when its data diverged from the peer's. The split-brain
+    /// policies `discard-younger-primary` and `discard-older-primary` decide by it.
+    public var primaryWhenBitmapStarted: Bool { bitmap & 1 == 1 }
+
+    /// DRBD's `drbd_set_role`: the role bit of the current identifier follows the role, set on
+    /// every promotion and cleared on every demotion, also while connected. `startNewCurrent`
+    /// copies the current identifier, role bit included, into the bitmap slot, which is how
+    /// `primaryWhenBitmapStarted` learns whether the node was Primary when the data diverged.
+    /// A promotion that starts a new generation calls `startNewCurrent(_:primary: true)` first
+    /// (the old current, with the bit of the role it had, becomes the bitmap UUID), which also
+    /// sets the bit on the new current. Comparisons ignore the bit.
+    public mutating func recordRole(primary: Bool) {
+        current = GenerationIdentifiers.withRole(current, primary: primary)
+    }
+
     /// Whether this disk has never held a data generation: fresh metadata (`justCreated`) or no
     /// identifier at all (0).
     public var isJustCreated: Bool {

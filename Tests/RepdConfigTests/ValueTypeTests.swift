@@ -1,4 +1,5 @@
 import RepdConfig
+import RepdCore
 import XCTest
 
 final class ValueTypeTests: XCTestCase {

@@ -1,3 +1,7 @@
+// The after-split-brain and resync-conflict policies of a resource's `net` section. They live in
+// RepdCore because the split-brain resolution (SplitBrainResolution.swift) decides with them;
+// RepdConfig parses them.
+
 /// What to do after a split brain when neither node is primary (`after-sb-0pri`).
 public enum AfterSB0Pri: Sendable, Hashable, CustomStringConvertible {
     case disconnect
@@ -9,7 +13,7 @@ public enum AfterSB0Pri: Sendable, Hashable, CustomStringConvertible {
     case discardNode(String)
 
     /// The policies without a parameter, in DRBD's order.
-    static let fixedCases: [AfterSB0Pri] = [
+    public static let fixedCases: [AfterSB0Pri] = [
         .disconnect, .discardYoungerPrimary, .discardOlderPrimary, .discardZeroChanges, .discardLeastChanges,
     ]
 
@@ -24,7 +28,8 @@ public enum AfterSB0Pri: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    static let discardNodePrefix = "discard-node-"
+    /// The spelling of `discardNode` before the host name.
+    public static let discardNodePrefix = "discard-node-"
 
     /// DRBD's spelling.
     public var description: String {
@@ -61,4 +66,30 @@ public enum RRConflict: String, Sendable, Hashable, CaseIterable {
     case retryConnect = "retry-connect"
     case violently
     case callPriLost = "call-pri-lost"
+}
+
+/// The policies a split brain is resolved with, as both nodes must configure them alike
+/// (`net` section: `after-sb-0pri`, `after-sb-1pri`, `after-sb-2pri`, `always-asbp`).
+public struct SplitBrainPolicies: Sendable, Hashable {
+    /// Neither node is Primary at the handshake.
+    public var afterSB0Pri: AfterSB0Pri
+    /// Exactly one node is Primary.
+    public var afterSB1Pri: AfterSB1Pri
+    /// Both nodes are Primary.
+    public var afterSB2Pri: AfterSB2Pri
+    /// Apply the policies also to a split brain no bitmap covers (rule 100); the resync is then full.
+    public var alwaysASBP: Bool
+
+    /// DRBD's defaults: disconnect in every case.
+    public init(
+        afterSB0Pri: AfterSB0Pri = .disconnect,
+        afterSB1Pri: AfterSB1Pri = .disconnect,
+        afterSB2Pri: AfterSB2Pri = .disconnect,
+        alwaysASBP: Bool = false
+    ) {
+        self.afterSB0Pri = afterSB0Pri
+        self.afterSB1Pri = afterSB1Pri
+        self.afterSB2Pri = afterSB2Pri
+        self.alwaysASBP = alwaysASBP
+    }
 }
