@@ -231,6 +231,8 @@ add_vg()      { VGS+=("$1 $2"); }
 add_pv()      { PVS+=("$1"); }
 add_loop()    { LOOPS+=("$1"); }
 add_fuse()    { FUSE_MNTS+=("$1 ${2:-}"); }
+NETNS=()         # network namespaces (ip netns del), after the daemons in them
+add_netns()   { NETNS+=("$1"); }
 
 # Remove one entry from a registry array once the test has undone it itself.
 _unregister() {  # ARRAYNAME VALUE
@@ -443,6 +445,11 @@ cleanup() {
     nodes_cleanup
     _sweep_daemons
     _sweep_strays
+    local ns
+    for ns in "${NETNS[@]}"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+        ip netns del "$ns" 2>/dev/null
+    done
 
     if [ "${REPD_TEST_KEEP:-0}" = 1 ]; then
         echo "NOTE: keeping $T" >&2
@@ -679,6 +686,8 @@ check_daemon_serving() {  # CONTEXT [EXPECTED_SIZE]
 TWO_NODE_NET_DEFAULT='connect-int 1; ping-int 1; ping-timeout 10; timeout 30; cram-hmac-alg sha256; shared-secret "s3cret";'
 
 declare -A NODE_NAME=() NODE_RES=() NODE_CONF=() NODE_RUN=() NODE_SINK=()
+# NODE_NS[HANDLE]: a network namespace every `repd` of that node runs in (split-brain tests).
+declare -A NODE_NS=()
 
 # node_define HANDLE NODE RES CONFDIR RUNDIR
 node_define() {
@@ -701,11 +710,12 @@ node_addr() {  # HANDLE -> the address of its node in the test resource files
 # repd_node HANDLE VERB [ARGS...]: `repd VERB RES ARGS` as that node (the
 # options and the environment both name its config dir, node, run dir).
 repd_node() {
-    local h=$1 verb=$2
+    local h=$1 verb=$2 pre=()
     shift 2
     _node_known "$h"
+    [ -z "${NODE_NS[$h]-}" ] || pre=(ip netns exec "${NODE_NS[$h]}")
     REPD_CONFIG_DIR=${NODE_CONF[$h]} REPD_NODE=${NODE_NAME[$h]} REPD_RUN_DIR=${NODE_RUN[$h]} \
-        timeout "${REPD_VERB_TIMEOUT:-120}" "$REPD" "$verb" "${NODE_RES[$h]}" "$@" \
+        "${pre[@]}" timeout "${REPD_VERB_TIMEOUT:-120}" "$REPD" "$verb" "${NODE_RES[$h]}" "$@" \
         --config-dir "${NODE_CONF[$h]}" --node "${NODE_NAME[$h]}" --run-dir "${NODE_RUN[$h]}"
 }
 
@@ -713,17 +723,21 @@ repd_node() {
 # The test resource: alpha on 127.0.0.1:PORT, beta on 127.0.0.2:PORT, data
 # and meta-disk files DIR/{alpha,beta}.{img,md}.  NET is the body of the
 # net section (default: protocol C plus TWO_NODE_NET_DEFAULT).  TWO_NODE_DISK,
-# when set, is the body of a disk section (resync-rate, c-*, al-extents).
+# when set, is the body of a disk section (resync-rate, c-*, al-extents);
+# TWO_NODE_EXTRA is more text inside the resource (e.g. a handlers section);
+# TWO_NODE_ALPHA_ADDR / TWO_NODE_BETA_ADDR replace 127.0.0.1 / 127.0.0.2.
 write_two_node_res() {
     local file=$1 res=$2 port=$3 dir=$4 net
     shift 4
     net=${*:-protocol C; $TWO_NODE_NET_DEFAULT}
+    local more=""
+    [ -z "${TWO_NODE_DISK:-}" ] || more+=$'\n'"  disk { $TWO_NODE_DISK }"
+    [ -z "${TWO_NODE_EXTRA:-}" ] || more+=$'\n'"  $TWO_NODE_EXTRA"
     cat >"$file" <<EOF
 resource $res {
-  net { $net }${TWO_NODE_DISK:+
-  disk { $TWO_NODE_DISK }}
-  on alpha { device /dev/repd0; disk $dir/alpha.img; address 127.0.0.1:$port; meta-disk $dir/alpha.md; }
-  on beta  { device /dev/repd0; disk $dir/beta.img;  address 127.0.0.2:$port; meta-disk $dir/beta.md; }
+  net { $net }$more
+  on alpha { device /dev/repd0; disk $dir/alpha.img; address ${TWO_NODE_ALPHA_ADDR:-127.0.0.1}:$port; meta-disk $dir/alpha.md; }
+  on beta  { device /dev/repd0; disk $dir/beta.img;  address ${TWO_NODE_BETA_ADDR:-127.0.0.2}:$port; meta-disk $dir/beta.md; }
 }
 EOF
 }

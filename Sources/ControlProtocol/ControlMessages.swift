@@ -13,6 +13,8 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         case invalidateRemote = "invalidate-remote"
         case verify
         case newCurrentUUID = "new-current-uuid"
+        case connect
+        case disconnect
     }
 
     public var command: Command
@@ -20,11 +22,14 @@ public struct ControlRequest: Codable, Sendable, Equatable {
     /// invalidate, invalidate-remote: resync the whole disk (true, the default) or only the blocks
     /// already marked out of sync. new-current-uuid: clear the bitmap (skip the initial sync).
     public var option: Bool?
+    /// connect: only say what would happen.
+    public var dryRun: Bool?
 
-    public init(_ command: Command, force: Bool = false, option: Bool? = nil) {
+    public init(_ command: Command, force: Bool = false, option: Bool? = nil, dryRun: Bool? = nil) {
         self.command = command
         self.force = force
         self.option = option
+        self.dryRun = dryRun
     }
 }
 

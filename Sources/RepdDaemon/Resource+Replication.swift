@@ -69,6 +69,7 @@ extension Resource: PeerLinkDelegate {
         if m.superblock.flags.contains(.crashedPrimary) { flags.insert(.crashedPrimary) }
         if m.superblock.flags.contains(.consistent) { flags.insert(.consistent) }
         if m.superblock.flags.contains(.wasUpToDate) { flags.insert(.wasUpToDate) }
+        if m.discardMyData { flags.insert(.discardMyData) }
         return PeerStateReport(
             role: m.state.role, disk: m.state.disk, usableSize: size, generation: m.superblock.generation,
             outOfSyncBlocks: UInt64(m.bitmap.outOfSyncCount), flags: flags,
@@ -113,7 +114,7 @@ extension Resource: PeerLinkDelegate {
         withState { (m: inout Mutable, effects: inout Effects) -> Void in
             guard let peer = m.peer, peer.connection === connection else { return }
             logger.warning("lost the connection to the peer: \(reason)")
-            m.linkMessage = "connection lost: \(reason)"
+            if m.splitBrain == nil { m.linkMessage = "connection lost: \(reason)" }
             // Writes the peer did not confirm are out of sync; the clients keep their data.
             for op in m.tracker.awaitingPeer {
                 // Resync transfers are still marked; verify requests changed nothing.
@@ -131,7 +132,7 @@ extension Resource: PeerLinkDelegate {
             m.peer = nil
             let wasPeerUpToDate = m.state.peerDisk == .upToDate
             _ = try? m.state.apply(.connection(link?.isStandAlone == true ? .standAlone : .connecting))
-            if m.state.role == .primary && wasPeerUpToDate && !m.shuttingDown {
+            if m.state.role == .primary && wasPeerUpToDate && !m.shuttingDown && m.splitBrain == nil {
                 // From now on this node's data is newer than the peer's.
                 m.superblock.generation.startNewCurrent(ProcessSupport.randomUInt64(), primary: true)
                 logger.info("new current generation \(hex(m.superblock.generation.current)) (Primary without its peer)")
@@ -209,6 +210,7 @@ extension Resource: PeerLinkDelegate {
     private func receiveState(_ report: PeerStateReport, _ m: inout Mutable, _ effects: inout Effects) {
         let first = m.peer?.report == nil
         m.peer?.report = report
+        m.lastPeerReport = report
         _ = try? m.state.apply(.peer(role: report.role, disk: report.disk))
         if first {
             _ = try? m.state.apply(.connection(.connected))
@@ -267,15 +269,18 @@ extension Resource: PeerLinkDelegate {
         case .becomeSyncSource(let full), .becomeSyncTarget(let full):
             let source: Bool
             if case .becomeSyncSource = decision.strategy { source = true } else { source = false }
+            if !source && m.state.role == .primary && !checkRRConflict(decision.strategy, &m, &effects) { return }
             beginSync(source: source, full: full, &m, &effects)
-        case .splitBrain, .splitBrainUnresolvable, .unrelatedData:
+        case .splitBrain, .splitBrainUnresolvable:
+            handleSplitBrain(decision, local: local, remote: remote, report: report, &m, &effects)
+        case .unrelatedData:
             let reason = "\(decision); the nodes disconnect (StandAlone) until an operator decides which data to keep"
             logger.error("split brain or unrelated data detected: \(reason)")
             m.linkMessage = "split brain: \(decision.explanation)"
             let connection = peer.connection
             let link = self.link
-            effects.append {
-                connection.send(.error(reason: "split brain detected: \(decision.explanation)")).whenComplete { _ in
+            connection.channel.eventLoop.execute {
+                connection.send(.error(reason: "unrelated data: \(decision.explanation)")).whenComplete { _ in
                     link?.goStandAlone(reason: "split brain: \(decision.explanation)")
                 }
             }
@@ -305,6 +310,7 @@ extension Resource: PeerLinkDelegate {
             m.superblock.flags.remove(.consistent)
             m.superblock.flags.remove(.wasUpToDate)
             sendState(&m, &effects)
+            runHandler("before-resync-target")
         }
         persistSuperblock(&m)
         if !full {
@@ -594,6 +600,7 @@ extension Resource: PeerLinkDelegate {
         m.superblock.flags.remove(.crashedPrimary)
         persistSuperblock(&m)
         sendState(&m, &effects)
+        runHandler("after-resync-target")
         becomePrimaryIfPending(&m, &effects)
     }
 

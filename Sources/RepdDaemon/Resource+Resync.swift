@@ -315,6 +315,7 @@ extension Resource {
         logger.info("\(summary)")
         m.lastSyncSummary = summary
         persistSuperblock(&m)
+        if found > 0 { runHandler("out-of-sync", ["REPD_OUT_OF_SYNC_BLOCKS": "\(found)"]) }
         if let connection = m.peer?.connection {
             connection.channel.eventLoop.execute { connection.send(.verifyNotice(running: false, blocks: found)) }
         }

@@ -15,12 +15,9 @@ extension Resource {
                     sb.flags.formUnion([.consistent, .wasUpToDate])
                     logger.warning("forced to UpToDate: this node's data is now the reference copy")
                 case .newCurrentGeneration:
-                    // DRBD's rule: the old current becomes the bitmap UUID (the base from which
-                    // changes are tracked) when none is set; the new current marks this data.
-                    if sb.generation.bitmap == 0 {
-                        sb.generation.bitmap = sb.generation.current
-                    }
-                    sb.generation.current = (ProcessSupport.randomUInt64() & ~UInt64(1)) | 1
+                    // DRBD's rule: the old current (with the role bit it had) becomes the bitmap
+                    // UUID when none is set; the new current marks this data.
+                    sb.generation.startNewCurrent(ProcessSupport.randomUInt64(), primary: true)
                     logger.info("new current generation \(hex(sb.generation.current))")
                 case .writeMetadata:
                     break
@@ -28,6 +25,7 @@ extension Resource {
             }
             sb.flags.insert(.primaryIndicator)
             sb.flags.formUnion([.consistent, .wasUpToDate])
+            sb.generation.recordRole(primary: true)
             sb.updateCounter += 1
             try metadata.writeSuperblock(sb)
             m.superblock = sb
@@ -44,6 +42,7 @@ extension Resource {
             guard !changes.isEmpty else { return }
             var sb = m.superblock
             sb.flags.remove(.primaryIndicator)
+            sb.generation.recordRole(primary: false)
             sb.updateCounter += 1
             try data.sync()
             try metadata.writeSuperblock(sb)
@@ -87,6 +86,10 @@ extension Resource {
             return reply(startVerify())
         case .newCurrentUUID:
             return reply(newCurrentGeneration(clearBitmap: request.option ?? false))
+        case .connect:
+            return reply(operatorConnect(discardMyData: request.option ?? false, dryRun: request.dryRun ?? false))
+        case .disconnect:
+            return reply(operatorDisconnect())
         }
     }
 

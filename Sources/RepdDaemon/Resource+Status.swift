@@ -28,13 +28,15 @@ extension Resource {
                 peerNodeID: peer.nodeId ?? 1, name: peer.names.first ?? "peer", connectionState: s.connection.rawValue,
                 peerRole: s.peerRole.rawValue, apInFlight: unacked, rsInFlight: rsInFlight / 1024, peerDevices: [peerDevice],
                 replicationProtocol: config.net.protocol.rawValue, peerAddress: "\(peer.address)"))
-            if s.connection != .connected {
+            if let splitBrain = m.splitBrain, s.connection != .connected {
+                notes.append("\(splitBrain). To resolve: \(splitBrainRecovery)")
+            } else if s.connection != .connected {
                 notes.append("running alone: peer \(peer.names.first ?? "peer") (\(peer.address)) is not connected")
             }
-            if let message = m.linkMessage, s.connection != .connected || s.connection == .standAlone {
+            if let message = m.linkMessage, m.splitBrain == nil, s.connection != .connected {
                 notes.append(message)
             }
-            if s.connection == .standAlone {
+            if s.connection == .standAlone && m.splitBrain == nil {
                 notes.append("StandAlone: the link stays down until an operator resolves the situation")
             }
         }

@@ -5,6 +5,7 @@ import NBDProtocol
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import PeerProtocol
 import RepdConfig
 import RepdCore
 import RepdNet
@@ -58,6 +59,12 @@ public final class Resource: @unchecked Sendable {
         var applicationRequests: UInt64 = 0
         /// The last resync or verify that ended, for status.
         var lastSyncSummary: String?
+        /// `repd connect --discard-my-data`: drop our changes if the next connection finds a split brain.
+        var discardMyData = false
+        /// Why the node is StandAlone after a split brain (or rr-conflict), until `repd connect`.
+        var splitBrain: String?
+        /// The peer's state as last reported (for `connect --dry-run`).
+        var lastPeerReport: PeerStateReport?
         /// The size clients see: the local usable size, or the peer's if smaller.
         var exportSize: UInt64
         var tracker = WriteConflictTracker()

@@ -18,6 +18,7 @@ struct Repd: AsyncParsableCommand {
         subcommands: [
             CreateMD.self, DumpMD.self, Up.self, Down.self, Primary.self, Secondary.self, Status.self, DumpConfig.self,
             PauseSync.self, ResumeSync.self, Invalidate.self, InvalidateRemote.self, Verify.self, NewCurrentUUID.self,
+            Connect.self, Disconnect.self,
         ]
     )
 

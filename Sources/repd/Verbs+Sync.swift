@@ -129,3 +129,41 @@ struct NewCurrentUUID: AsyncParsableCommand {
         }
     }
 }
+
+struct Connect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Connect a StandAlone resource to its peer again (after a split brain or `disconnect`).",
+        discussion: """
+            --discard-my-data: if the connection finds a split brain, this node's changes are dropped and
+            it becomes SyncTarget for the blocks changed on either side (it must be Secondary).
+            --dry-run prints what connecting would decide, from the peer's state as last seen, and
+            changes nothing.
+            Example (split brain, beta's changes to be dropped):
+              on beta:  repd secondary r0 && repd connect --discard-my-data r0
+              on alpha: repd connect r0
+            """
+    )
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "The resource name.") var resource: String
+    @Flag(help: "Drop this node's changes if the connection finds a split brain.") var discardMyData = false
+    @Flag(help: "Only print what connecting would decide.") var dryRun = false
+
+    func run() async throws {
+        try await Repd.guarded {
+            try simpleControl(ControlRequest(.connect, option: discardMyData, dryRun: dryRun), common: common, resource: resource)
+        }
+    }
+}
+
+struct Disconnect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Drop the connection to the peer and stay StandAlone until `repd connect`.",
+        discussion: "Writes on a Primary go on and are tracked in the bitmap. Example: repd disconnect r0"
+    )
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "The resource name.") var resource: String
+
+    func run() async throws {
+        try await Repd.guarded { try simpleControl(ControlRequest(.disconnect), common: common, resource: resource) }
+    }
+}
