@@ -51,6 +51,7 @@ let package = Package(
 
         .testTarget(name: "RepdCoreTests", dependencies: ["RepdCore"]),
         .testTarget(name: "RepdConfigTests", dependencies: ["RepdConfig"], resources: []),
+        .testTarget(name: "ControlProtocolTests", dependencies: ["ControlProtocol", "RepdCore"]),
         .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", "RepdCore", nioCore]),
         .testTarget(name: "PeerProtocolTests", dependencies: [
             "PeerProtocol", "RepdCore", nioCore,
