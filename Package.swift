@@ -52,6 +52,7 @@ let package = Package(
 
         .testTarget(name: "RepdCoreTests", dependencies: ["RepdCore"]),
         .testTarget(name: "RepdConfigTests", dependencies: ["RepdConfig", "RepdCore"], resources: []),
+        .testTarget(name: "ControlProtocolTests", dependencies: ["ControlProtocol", "RepdCore"]),
         .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", "RepdCore", nioCore]),
         .testTarget(name: "PeerProtocolTests", dependencies: [
             "PeerProtocol", "RepdCore", nioCore,

@@ -51,6 +51,19 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
         /// repd: the backing disk.
         public var backingDisk: String
 
+        /// repd: the generation identifiers as `dump-md` prints them (16 hex digits), so that
+        /// `show-gi` can explain the live state; nil when the daemon does not report them.
+        public var currentUUID: String?
+        public var bitmapUUID: String?
+        /// repd: history identifiers, newest first.
+        public var historyUUIDs: [String]?
+        /// repd: the metadata flags by their `dump-md` names (`consistent`, `was-up-to-date`, ...).
+        public var metadataFlags: [String]?
+        /// repd: KiB the last finished online verify found out of sync (nil: no verify since `up`).
+        public var lastVerifyOutOfSyncKiB: UInt64?
+        /// repd: when the last online verify finished, in seconds since the Unix epoch.
+        public var lastVerifyFinishedAt: UInt64?
+
         enum CodingKeys: String, CodingKey {
             case volume, minor, client, quorum, size, read, written, blocked
             case diskState = "disk-state"
@@ -60,6 +73,12 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
             case lowerPending = "lower-pending"
             case alSuspended = "al-suspended"
             case backingDisk = "repd-backing-disk"
+            case currentUUID = "repd-current-uuid"
+            case bitmapUUID = "repd-bitmap-uuid"
+            case historyUUIDs = "repd-history-uuids"
+            case metadataFlags = "repd-md-flags"
+            case lastVerifyOutOfSyncKiB = "repd-last-verify-out-of-sync-kib"
+            case lastVerifyFinishedAt = "repd-last-verify-finished-at"
         }
 
         public init(minor: Int, diskState: String, size: UInt64, read: UInt64, written: UInt64, alWrites: UInt64, bmWrites: UInt64,
@@ -89,6 +108,12 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
         /// repd: the replication protocol (A, B or C) and the peer's address.
         public var replicationProtocol: String
         public var peerAddress: String
+        /// repd: the connection was dropped because both nodes changed the data since they last
+        /// agreed and no after-split-brain policy resolved it (the state is then StandAlone).
+        public var splitBrain: Bool?
+        /// repd: the one command that resolves the situation, to be run on the node whose changes
+        /// are to be dropped, e.g. `repd connect --discard-my-data r0`.
+        public var resolveCommand: String?
 
         enum CodingKeys: String, CodingKey {
             case name, congested
@@ -100,6 +125,13 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
             case peerDevices = "peer_devices"
             case replicationProtocol = "repd-protocol"
             case peerAddress = "repd-peer-address"
+            case splitBrain = "repd-split-brain"
+            case resolveCommand = "repd-resolve-command"
+        }
+
+        /// Whether the connection is StandAlone after an unresolved split brain.
+        public var isStandAloneAfterSplitBrain: Bool {
+            splitBrain == true && connectionState == "StandAlone"
         }
 
         public init(peerNodeID: Int, name: String, connectionState: String, peerRole: String, apInFlight: Int, rsInFlight: Int,
@@ -132,8 +164,59 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
         public var hasOnlineVerifyDetails: Bool = false
         public var percentInSync: Double
 
+        // Sync and verify details, present while a resync or an online verify runs (DRBD prints
+        // them when `has-sync-details` is true). Raw figures are in DRBD's units: sectors of 512
+        // bytes and milliseconds. Fill them with `setSyncDetails(_:)`, which also computes the
+        // derived keys, so that all of them agree.
+
+        /// Sectors to resync (or to verify) when the run started.
+        public var rsTotal: UInt64?
+        /// Milliseconds since the run started, paused time included.
+        public var rsDtStartMs: UInt64?
+        /// Milliseconds the run has been paused in total.
+        public var rsPausedMs: UInt64?
+        /// The "current speed" window: its length and the sectors done within it.
+        public var rsDt0Ms: UInt64?
+        public var rsDb0Sectors: UInt64?
+        /// A shorter, more recent window; DRBD's time-to-finish estimate uses it.
+        public var rsDt1Ms: UInt64?
+        public var rsDb1Sectors: UInt64?
+        /// Resync only: sectors that failed to resync, and sectors skipped because the checksums
+        /// matched (csums-alg).
+        public var rsFailed: UInt64?
+        public var rsSameCsum: UInt64?
+        /// Verify only: first sector, sector to stop at (absent: the end of the device), current
+        /// position, sectors still to compare, sectors skipped.
+        public var ovStartSector: UInt64?
+        public var ovStopSector: UInt64?
+        public var ovPosition: UInt64?
+        public var ovLeft: UInt64?
+        public var ovSkipped: UInt64?
+        /// The rate the resync controller aims at, MiB/s (0 with a fixed resync-rate).
+        public var want: Double?
+        /// Derived, as DRBD prints them: MiB/s within window 0, within window 1, and on average
+        /// since the start without paused time; the estimated seconds to finish (window 1;
+        /// 987654321 when nothing moved); the percentage done.
+        public var db0dt0: Double?
+        public var db1dt1: Double?
+        public var dbdt: Double?
+        public var estimatedSecondsToFinish: UInt64?
+        public var percentResyncDone: Double?
+
+        /// repd: current speed (window 0) and average speed (since the start, paused time
+        /// excluded), KiB/s.
+        public var syncRateKiB: UInt64?
+        public var syncRateAverageKiB: UInt64?
+        /// repd: seconds to finish at the current speed; nil while paused or stalled.
+        public var etaSeconds: UInt64?
+        /// repd: why this resync runs, in words: the rule of the generation comparison that
+        /// decided it (e.g. "rule 3: bitmap UUID of the peer matches our current UUID ...").
+        public var syncDecision: String?
+        /// repd: verify only: KiB found out of sync so far in the running verify.
+        public var verifyOutOfSyncKiB: UInt64?
+
         enum CodingKeys: String, CodingKey {
-            case volume, received, sent, pending, unacked
+            case volume, received, sent, pending, unacked, want
             case replicationState = "replication-state"
             case peerDiskState = "peer-disk-state"
             case peerClient = "peer-client"
@@ -142,6 +225,30 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
             case hasSyncDetails = "has-sync-details"
             case hasOnlineVerifyDetails = "has-online-verify-details"
             case percentInSync = "percent-in-sync"
+            case rsTotal = "rs-total"
+            case rsDtStartMs = "rs-dt-start-ms"
+            case rsPausedMs = "rs-paused-ms"
+            case rsDt0Ms = "rs-dt0-ms"
+            case rsDb0Sectors = "rs-db0-sectors"
+            case rsDt1Ms = "rs-dt1-ms"
+            case rsDb1Sectors = "rs-db1-sectors"
+            case rsFailed = "rs-failed"
+            case rsSameCsum = "rs-same-csum"
+            case ovStartSector = "ov-start-sector"
+            case ovStopSector = "ov-stop-sector"
+            case ovPosition = "ov-position"
+            case ovLeft = "ov-left"
+            case ovSkipped = "ov-skipped"
+            case db0dt0 = "db0/dt0 [MiB/s]"
+            case db1dt1 = "db1/dt1 [MiB/s]"
+            case dbdt = "db/dt [MiB/s]"
+            case estimatedSecondsToFinish = "estimated-seconds-to-finish"
+            case percentResyncDone = "percent-resync-done"
+            case syncRateKiB = "repd-sync-rate-kib"
+            case syncRateAverageKiB = "repd-sync-rate-avg-kib"
+            case etaSeconds = "repd-eta-seconds"
+            case syncDecision = "repd-sync-decision"
+            case verifyOutOfSyncKiB = "repd-ov-out-of-sync-kib"
         }
 
         public init(replicationState: String, peerDiskState: String, received: UInt64, sent: UInt64, outOfSync: UInt64,
@@ -170,38 +277,5 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
         self.node = node
         self.pid = pid
         self.message = message
-    }
-
-    /// The text form, laid out as DRBD 9's `drbdadm status`.
-    public func text() -> String {
-        var lines = ["\(name) role:\(role)"]
-        for device in devices {
-            lines.append("  disk:\(device.diskState)")
-        }
-        for connection in connections {
-            var line = "  \(connection.name) connection:\(connection.connectionState)"
-            if connection.connectionState == "Connected" { line += " role:\(connection.peerRole)" }
-            lines.append(line)
-            if connection.connectionState == "Connected" {
-                for peer in connection.peerDevices {
-                    var l = "    replication:\(peer.replicationState) peer-disk:\(peer.peerDiskState)"
-                    if peer.replicationState.hasPrefix("Sync") {
-                        l += " done:" + String(format2: peer.percentInSync)
-                    }
-                    lines.append(l)
-                }
-            }
-        }
-        if let message { lines.append("  # \(message)") }
-        return lines.joined(separator: "\n")
-    }
-}
-
-extension String {
-    /// Two decimals without Foundation's locale-dependent formatting.
-    init(format2 value: Double) {
-        let scaled = Int((value * 100).rounded())
-        let frac = scaled % 100
-        self = "\(scaled / 100)." + (frac < 10 ? "0" : "") + "\(frac)"
     }
 }
