@@ -298,8 +298,13 @@ run_jobs() {
         else
             log "  $target $name: $(fio_summary "$json")"
         fi
+        local w
+        for w in "${RSS_WATCH[@]}"; do        # "LABEL PID": VmHWM so far, after each job
+            fact "rss_after.${w%% *}.$name" "$(rss_kib "${w#* }")"
+        done
     done
 }
+RSS_WATCH=()
 
 pick_port() {  # [OFFSET]: a TCP port with no socket on it
     local base=$((20000 + ($$ * 7 + ${1:-0} * 101) % 30000)) p i
@@ -537,8 +542,10 @@ bench_repd1() {
     wait_until "repd one node Primary/UpToDate" 60 0.1 node_is "$h" role=Primary disk=UpToDate || die "repd one node not Primary/UpToDate"
     wait_until "repd one node export" 30 0.1 export_ready "$(node_uri "$h")" || die "repd export does not answer"
     echo "repd1: repd create-md/up/primary --force bench (resource file in logs/repd1-bench.res; peer beta never started)" >>"$COMMANDS"
-    run_jobs repd1 --ioengine=nbd --uri="$(node_uri "$h")"
     pid=$(node_pid "$h")
+    RSS_WATCH=("repd1-alpha $pid")
+    run_jobs repd1 --ioengine=nbd --uri="$(node_uri "$h")"
+    RSS_WATCH=()
     fact rss.repd1-alpha "$(rss_kib "$pid")"
     stop_repd_nodes "$h"
     save_log "$h"
@@ -593,7 +600,11 @@ bench_repd2() {
     fact repd.full_sync_log "${line:-none}"
     log "  initial sync: $(awk -v n=$((t1 - t0)) 'BEGIN {printf "%.2f", n / 1e9}') s; alpha's log: ${line:-no resync line}"
 
+    fact rss_after.repd2-alpha.initial-sync "$(rss_kib "$(node_pid "$a")")"
+    fact rss_after.repd2-beta.initial-sync "$(rss_kib "$(node_pid "$b")")"
+    RSS_WATCH=("repd2-alpha $(node_pid "$a")" "repd2-beta $(node_pid "$b")")
     run_jobs repd2 --ioengine=nbd --uri="$(node_uri "$a")"
+    RSS_WATCH=()
 
     wait_until "alpha: nothing in flight, nothing out of sync" 60 0.2 \
         node_is "$a" conn=Connected repl=Established peer-disk=UpToDate oos=0 apif=0 ||

@@ -233,6 +233,20 @@ def main(out):
     for k in sorted(rss):
         md.append("| %s | %.1f MiB |" % (k, rss[k] / 1024.0))
     md.append("")
+    # VmHWM after each step: shows which job made a daemon grow.
+    after = {}
+    for k, v in facts.items():
+        if k.startswith("rss_after.") and v.isdigit():
+            label, step = k[len("rss_after."):].split(".", 1)
+            after.setdefault(label, []).append((step, int(v)))
+    if after:
+        md.append("Peak RSS so far, after each step:")
+        md.append("")
+        md.append("| daemon | steps (MiB) |")
+        md.append("|---|---|")
+        for label in sorted(after):
+            md.append("| %s | %s |" % (label, ", ".join("%s %.1f" % (s, v / 1024.0) for s, v in after[label])))
+        md.append("")
     txt.append("Peak RSS: " + ", ".join("%s %.1f MiB" % (k, rss[k] / 1024.0) for k in sorted(rss)))
 
     # ---- replicas
