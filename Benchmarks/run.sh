@@ -55,6 +55,9 @@ JOBS=(
     "randwrite-4k-QD1 randwrite 4k 1"
 )
 
+# The caller's stderr stays on fd 9: the cleanup may run (on a signal) while a
+# probe's output is redirected to /dev/null, and its messages must still show.
+exec 9>&2
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -186,6 +189,7 @@ sweep_strays() {
 cleanup() {
     local rc=$? p
     set +e
+    exec 2>&9
     trap '' INT TERM HUP PIPE
     [ "${#HANDLES[@]}" -eq 0 ] || stop_repd_nodes "${HANDLES[@]}"
     for p in "${PIDS[@]}"; do kill_pid "$p"; done
