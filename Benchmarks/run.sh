@@ -619,7 +619,6 @@ bench_repd2() {
     log "  partial resync: beta down, $DIRTY_BLOCKS x 4 KiB scattered writes through alpha, beta up"
     fact rss.repd2-beta "$(rss_kib "$(node_pid "$b")")"
     pidb=$(node_pid "$b")
-    save_log "$b"
     rp "$b" down >"$OUT/logs/repd2-down-beta.log" 2>&1 </dev/null || die "repd down on beta failed"
     wait_until "beta daemon to exit" 30 0.1 pid_dead "$pidb" || die "beta daemon still alive after down"
     wait_until "alpha to see beta gone" 30 0.1 node_is "$a" conn!=Connected || die "alpha still Connected to a stopped beta"
@@ -656,8 +655,9 @@ print(json.loads(t[t.index("{"):])["jobs"][0]["write"]["io_bytes"])' "$OUT/fio/r
     fact rss.repd2-beta-after-resync "$(rss_kib "$(node_pid "$b")")"
     stop_repd_nodes "$a" "$b"
     save_log "$a"
-    cp "$(node_log "$b")" "$OUT/logs/repd-$b.daemon.log" 2>/dev/null || true
-    grep -E -i 'error|warning' "$(node_log "$a")" "$(node_log "$b")" >"$OUT/logs/repd2-log-warnings.txt" 2>/dev/null || true
+    save_log "$b"
+    (cd "$OUT/logs" && grep -E -i 'error|warning' "repd-$a.daemon.log" "repd-$b.daemon.log") \
+        >"$OUT/logs/repd2-log-warnings.txt" 2>/dev/null || true
     if cmp "$dir/alpha.img" "$dir/beta.img" >"$OUT/logs/repd2-cmp.log" 2>&1; then
         fact repd.identical yes
         log "  repd: alpha.img and beta.img identical"
@@ -677,6 +677,7 @@ want qemu && bench_qemu
 want repd1 && bench_repd1
 want repd2 && bench_repd2
 fact host.loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+fact elapsed_seconds "$SECONDS"
 
 "$PY" "$BENCH_DIR/lib/report.py" "$OUT" || failed "report.py failed"
 log "report: $OUT/results.md"

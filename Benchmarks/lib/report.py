@@ -18,6 +18,13 @@ TARGETS = [
 ]
 JOBS = ["seqwrite-1M-QD8", "seqread-1M-QD8", "randwrite-4k-QD32", "randread-4k-QD32", "randwrite-4k-QD1"]
 READS = ["seqread-1M-QD8", "randread-4k-QD32"]
+JOB_OPTIONS = [
+    ("seqwrite-1M-QD8", "--rw=write --bs=1M --iodepth=8"),
+    ("seqread-1M-QD8", "--rw=read --bs=1M --iodepth=8"),
+    ("randwrite-4k-QD32", "--rw=randwrite --bs=4k --iodepth=32"),
+    ("randread-4k-QD32", "--rw=randread --bs=4k --iodepth=32"),
+    ("randwrite-4k-QD1", "--rw=randwrite --bs=4k --iodepth=1"),
+]
 
 
 def load_facts(out):
@@ -275,12 +282,44 @@ def main(out):
     # ---- commands
     md.append("## Commands")
     md.append("")
+    md.append("The fio jobs (the same for every column; RUNTIME=%s, RAMP=%s, SIZE=%s bytes):" % (
+        facts.get("param.runtime", "?"), facts.get("param.ramp", "?"), facts.get("param.size_bytes", "?")))
+    md.append("")
+    md.append("| job | options |")
+    md.append("|---|---|")
+    for j, opts in JOB_OPTIONS:
+        md.append("| %s | `%s` |" % (j, opts))
+    md.append("")
+    md.append("The servers, and the first job's full fio command for each (the others differ only in "
+              "the options above; every command is in commands.txt of the results directory):")
+    md.append("")
     md.append("```")
+    seen = set()
     try:
-        md.extend(l.rstrip("\n") for l in open(os.path.join(out, "commands.txt")))
+        for l in open(os.path.join(out, "commands.txt")):
+            l = l.rstrip("\n")
+            head = l.split(":", 1)[0].split()
+            if len(head) == 2 and head[1] in JOBS:          # "TARGET JOB: fio ..."
+                if head[0] in seen:
+                    continue
+                seen.add(head[0])
+            md.append(l)
     except OSError:
         pass
     md.append("```")
+    md.append("")
+    for name, label in [("repd2-bench.res", "repd two nodes"), ("repd1-bench.res", "repd one node (beta never started)")]:
+        try:
+            res_text = open(os.path.join(out, "logs", name)).read().rstrip("\n")
+        except OSError:
+            continue
+        md.append("The resource file, %s:" % label)
+        md.append("")
+        md.append("```")
+        md.append(res_text)
+        md.append("```")
+        md.append("")
+    md.append("The whole run took %s s." % facts.get("elapsed_seconds", "?"))
     md.append("")
 
     with open(os.path.join(out, "results.md"), "w") as f:
