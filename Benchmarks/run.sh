@@ -59,7 +59,13 @@ JOBS=(
 # probe's output is redirected to /dev/null, and its messages must still show.
 exec 9>&2
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+die() {
+    log "ERROR: $*"
+    [ -z "${FACTS:-}" ] || fact "failure.$((FAILS += 1))" "$*"
+    exit 1
+}
+FAILS=0
+REPORTED=0
 
 # ---------------------------------------------------------------------------
 # Checks before anything is started
@@ -94,7 +100,6 @@ COMMANDS="$OUT/commands.txt"
 : >"$FACTS"
 : >"$COMMANDS"
 fact() { printf '%s=%s\n' "$1" "$2" >>"$FACTS"; }
-FAILS=0
 failed() { log "FAILED: $*"; fact "failure.$((FAILS += 1))" "$*"; }
 
 WORK=$(mktemp -d "$TMPBASE/repd-bench.XXXXXX")
@@ -196,6 +201,12 @@ cleanup() {
     sweep_strays
     rm -rf "$WORK"
     if [ "$rc" -ne 0 ]; then
+        if [ "$REPORTED" = 0 ]; then
+            fact "failure.$((FAILS + 1))" "run stopped early (exit $rc); the figures above are those measured before"
+            fact elapsed_seconds "$SECONDS"
+            timeout 60 "$PY" "$BENCH_DIR/lib/report.py" "$OUT" >/dev/null 2>&1 &&
+                log "partial report: $OUT/results.md"
+        fi
         log "run failed (exit $rc); logs in $OUT/logs, facts in $FACTS"
     fi
     exit "$rc"
@@ -679,6 +690,7 @@ want repd2 && bench_repd2
 fact host.loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 fact elapsed_seconds "$SECONDS"
 
+REPORTED=1
 "$PY" "$BENCH_DIR/lib/report.py" "$OUT" || failed "report.py failed"
 log "report: $OUT/results.md"
 [ "$FAILS" -eq 0 ] || { log "$FAILS step(s) failed: see $FACTS"; exit 1; }

@@ -270,7 +270,8 @@ def main(out):
     md.append("")
     txt.append("Identical: qemu %s, repd %s" % (facts.get("qemu.identical", "-"), facts.get("repd.identical", "-")))
 
-    fails = [v for k, v in sorted(facts.items()) if k.startswith("failure.")]
+    fails = [v for k, v in sorted(((k, v) for k, v in facts.items() if k.startswith("failure.")),
+                                  key=lambda kv: int(kv[0].split(".")[1]) if kv[0].split(".")[1].isdigit() else 0)]
     if fails:
         md.append("## Failures")
         md.append("")
