@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   libnbd-dev libnbd-bin nbdkit nbdfuse python3-libnbd qemu-utils fio
   lvm2 e2fsprogs fuse3 socat util-linux iproute2 tmux pkg-config
+  qemu-system-common   # qemu-storage-daemon, for Benchmarks/run.sh
 )
 missing=()
 for p in "${packages[@]}"; do
