@@ -38,6 +38,8 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
         context.writeAndFlush(wrapOutboundOut(NBDNegotiation.greeting()), promise: nil)
     }
 
+    static let reclaimThreshold = 256 * 1024
+
     private var throttled: Bool {
         inFlight >= Self.maximumInFlight || inFlightBytes >= Self.maximumInFlightBytes
     }
@@ -47,6 +49,9 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
         if cumulation == nil || cumulation!.readableBytes == 0 {
             cumulation = incoming
         } else {
+            // Requests keep arriving mid-buffer under pipelining, so the buffer is rarely empty:
+            // drop the consumed bytes before appending, or it would grow with every byte received.
+            if cumulation!.readerIndex >= Self.reclaimThreshold { cumulation!.discardReadBytes() }
             cumulation!.writeBuffer(&incoming)
         }
         process(context: context)
