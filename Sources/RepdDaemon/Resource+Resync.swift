@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Crypto
 import NIOCore
 import PeerProtocol
@@ -62,7 +65,7 @@ extension Resource {
             guard var sync = m.peer?.sync else { return }
             let now = ProcessSupport.monotonicNanoseconds()
             sync.samples.append((at: now, done: sync.doneBlocks))
-            if sync.samples.count > 40 { sync.samples.removeFirst(sync.samples.count - 40) }
+            if sync.samples.count > 330 { sync.samples.removeFirst(sync.samples.count - 300) }
             if sync.source, var controller = sync.controller, !syncPaused(m) {
                 let allowed = controller.tick(acknowledged: sync.acknowledgedSinceTick, inFlight: sync.inFlightBytes, applicationBusy: busy)
                 sync.controller = controller
@@ -314,6 +317,7 @@ extension Resource {
         let summary = "online verify done in \(oneDecimal(seconds)) s: \(verify.doneBlocks) blocks compared, \(found) out of sync (\(found * 4) KiB)\(advice)"
         logger.info("\(summary)")
         m.lastSyncSummary = summary
+        m.lastVerify = (found * Geometry.blockSize / 1024, UInt64(time(nil)))
         persistSuperblock(&m)
         if found > 0 { runHandler("out-of-sync", ["REPD_OUT_OF_SYNC_BLOCKS": "\(found)"]) }
         if let connection = m.peer?.connection {

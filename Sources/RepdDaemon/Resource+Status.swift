@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ControlProtocol
 import RepdCore
 import RepdSystem
@@ -9,10 +12,16 @@ extension Resource {
         let blockKiB = Geometry.blockSize / 1024
         let outOfSyncKiB = UInt64(m.bitmap.outOfSyncCount) * blockKiB
         let sizeKiB = m.exportSize / 1024
-        let device = ResourceStatus.Device(
+        var device = ResourceStatus.Device(
             minor: config.local.minor ?? 0, diskState: s.disk.rawValue, size: sizeKiB,
             read: m.readBytes / 1024, written: m.writtenBytes / 1024, alWrites: m.alWrites, bmWrites: m.bitmapWrites,
             upperPending: m.inFlight, lowerPending: m.pendingWrites, backingDisk: config.local.disk)
+        device.currentUUID = GenerationIdentifiers.text(m.superblock.generation.current)
+        device.bitmapUUID = GenerationIdentifiers.text(m.superblock.generation.bitmap)
+        device.historyUUIDs = m.superblock.generation.history.map { GenerationIdentifiers.text($0) }
+        device.metadataFlags = GenerationExplanation.Flags(m.superblock.flags).names
+        device.lastVerifyOutOfSyncKiB = m.lastVerify?.outOfSyncKiB
+        device.lastVerifyFinishedAt = m.lastVerify?.at
         var connections: [ResourceStatus.Connection] = []
         var notes: [String] = []
         if let peer = config.peer {
@@ -23,13 +32,48 @@ extension Resource {
                 received: m.receivedBytes / 1024, sent: m.sentBytes / 1024, outOfSync: outOfSyncKiB,
                 pending: m.peerApplies.count, unacked: unacked, percentInSync: (percent * 100).rounded() / 100)
             peerDevice.hasSyncDetails = m.peer?.sync != nil
+            let now = ProcessSupport.monotonicNanoseconds()
+            if let sync = m.peer?.sync {
+                let samples = sync.samples
+                func window(_ count: Int) -> (ms: UInt64, kib: UInt64) {
+                    guard let first = samples.suffix(count).first, let last = samples.last, last.at > first.at else { return (0, 0) }
+                    return ((last.at - first.at) / 1_000_000, (last.done - min(last.done, first.done)) * blockKiB)
+                }
+                let long = window(300), short = window(30)
+                var paused = sync.pausedNanoseconds
+                if let since = sync.pausedSince { paused += now - min(now, since) }
+                let want: UInt64? = sync.controller.map { $0.isDynamic ? UInt64($0.settings.maxRate / 1024) : UInt64($0.settings.fixedRate / 1024) }
+                peerDevice.setSyncDetails(SyncRun(
+                    kind: .resync, totalKiB: max(sync.totalBlocks, sync.doneBlocks) * blockKiB,
+                    elapsedMs: (now - min(now, sync.startedAt)) / 1_000_000, pausedMs: paused / 1_000_000,
+                    windowMs: long.ms, windowKiB: long.kib, shortWindowMs: short.ms, shortWindowKiB: short.kib,
+                    sameChecksumKiB: sync.sameBlocks * blockKiB, wantKiBPerSecond: want,
+                    decision: m.peer?.decision?.explanation))
+                var suspended: [String] = []
+                if m.userPausedSync { suspended.append("user") }
+                if m.peer?.peerPausedSync == true { suspended.append("peer") }
+                peerDevice.resyncSuspended = suspended.isEmpty ? "no" : suspended.joined(separator: ",")
+            } else if let verify = m.peer?.verify, verify.source {
+                let elapsed = (now - min(now, verify.startedAt)) / 1_000_000
+                peerDevice.setSyncDetails(SyncRun(
+                    kind: .verify, totalKiB: verify.totalBlocks * blockKiB, elapsedMs: elapsed,
+                    windowMs: elapsed, windowKiB: verify.doneBlocks * blockKiB,
+                    verifyLeftKiB: (verify.totalBlocks - min(verify.totalBlocks, verify.doneBlocks)) * blockKiB,
+                    verifyPosition: UInt64(verify.cursor) * Geometry.blockSize,
+                    verifyOutOfSyncKiB: verify.outOfSyncBlocks * blockKiB))
+            }
             let rsInFlight = m.peer?.sync?.inFlightBytes ?? 0
-            connections.append(ResourceStatus.Connection(
+            var connection = ResourceStatus.Connection(
                 peerNodeID: peer.nodeId ?? 1, name: peer.names.first ?? "peer", connectionState: s.connection.rawValue,
                 peerRole: s.peerRole.rawValue, apInFlight: unacked, rsInFlight: rsInFlight / 1024, peerDevices: [peerDevice],
-                replicationProtocol: config.net.protocol.rawValue, peerAddress: "\(peer.address)"))
+                replicationProtocol: config.net.protocol.rawValue, peerAddress: "\(peer.address)")
+            if m.splitBrain != nil && s.connection != .connected {
+                connection.splitBrain = true
+                connection.resolveCommand = "repd secondary \(config.name) && repd connect --discard-my-data \(config.name)"
+            }
+            connections.append(connection)
             if let splitBrain = m.splitBrain, s.connection != .connected {
-                notes.append("\(splitBrain). To resolve: \(splitBrainRecovery)")
+                notes.append("\(splitBrain)")
             } else if s.connection != .connected {
                 notes.append("running alone: peer \(peer.names.first ?? "peer") (\(peer.address)) is not connected")
             }

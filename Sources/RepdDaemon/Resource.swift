@@ -65,6 +65,8 @@ public final class Resource: @unchecked Sendable {
         var splitBrain: String?
         /// The peer's state as last reported (for `connect --dry-run`).
         var lastPeerReport: PeerStateReport?
+        /// The last online verify this node ran: KiB found out of sync, when (Unix seconds).
+        var lastVerify: (outOfSyncKiB: UInt64, at: UInt64)?
         /// The size clients see: the local usable size, or the peer's if smaller.
         var exportSize: UInt64
         var tracker = WriteConflictTracker()

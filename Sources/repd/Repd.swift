@@ -11,16 +11,23 @@ struct Repd: AsyncParsableCommand {
               repd create-md r0 && repd up r0
             then on the node whose data counts:
               repd primary --force r0
-            Exit codes: 0 ok, 1 refused or failed, 10 configuration error, 11 metadata error,
-            12 device error, 20 resource not up, 21 resource already up, 64 usage error.
+            Exit codes: 0 ok, 1 refused or failed, 10 configuration error, 11 metadata error, 12 device error, 20 resource not up, 21 resource already up, 64 usage error.
             """,
         version: "0.1.0",
         subcommands: [
             CreateMD.self, DumpMD.self, Up.self, Down.self, Primary.self, Secondary.self, Status.self, DumpConfig.self,
             PauseSync.self, ResumeSync.self, Invalidate.self, InvalidateRemote.self, Verify.self, NewCurrentUUID.self,
-            Connect.self, Disconnect.self,
+            Connect.self, Disconnect.self, OverviewVerb.self, Events.self, ShowGI.self,
         ]
     )
+
+    /// `--watch=SECONDS` (an option with an optional value) becomes `--watch --interval SECONDS`.
+    static func main() async {
+        let arguments = CommandLine.arguments.dropFirst().flatMap { argument -> [String] in
+            argument.hasPrefix("--watch=") ? ["--watch", "--interval", String(argument.dropFirst("--watch=".count))] : [argument]
+        }
+        await main(Array(arguments))
+    }
 
     /// Runs a verb, turning our errors into their exit status and a one-line message.
     static func guarded(_ body: () async throws -> Void) async throws {

@@ -8,8 +8,7 @@ struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start a resource on this node and export it over NBD.",
         discussion: """
-            Returns once the export is ready (exit 0), or fails with the reason. The export is the
-            unix socket RUN_DIR/RES.sock (export name RES); the log is RUN_DIR/RES.log.
+            Returns once the export is ready (exit 0), or fails with the reason. The export is the unix socket RUN_DIR/RES.sock (export name RES); the log is RUN_DIR/RES.log.
             Example: repd up r0 && nbdinfo 'nbd+unix:///r0?socket=/run/repd/r0.sock'
             """
     )
@@ -109,8 +108,7 @@ struct Primary: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Promote the resource to Primary on this node (its export accepts writes).",
         discussion: """
-            --force makes an Inconsistent or Outdated disk UpToDate: use it once, on the node whose data
-            is to be kept (e.g. right after create-md).
+            --force makes an Inconsistent or Outdated disk UpToDate: use it once, on the node whose data is to be kept (e.g. right after create-md).
             Example: repd primary --force r0
             """
     )
@@ -138,29 +136,6 @@ struct Secondary: AsyncParsableCommand {
         try await Repd.guarded {
             let reply = try sendControl(ControlRequest(.secondary), common: common, resource: resource)
             guard reply.ok else { throw CLIError(.failed, reply.message ?? "demotion refused") }
-        }
-    }
-}
-
-struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Show role, disk and connection state of a running resource.",
-        discussion: """
-            The text form follows `drbdadm status`; --json prints an array in the schema of
-            `drbdsetup status --json`, with repd's own keys (nbd-uri, repd-*).
-            Exit 20 when the resource is not up.
-            Example: repd status r0 --json
-            """
-    )
-    @OptionGroup var common: CommonOptions
-    @Argument(help: "The resource name.") var resource: String
-    @Flag(help: "Print JSON.") var json = false
-
-    func run() async throws {
-        try await Repd.guarded {
-            let reply = try sendControl(ControlRequest(.status), common: common, resource: resource)
-            guard let status = reply.status else { throw CLIError(.failed, reply.message ?? "no status") }
-            print(json ? try ControlCodec.prettyJSON([status]) : status.text())
         }
     }
 }

@@ -11,9 +11,7 @@ struct CreateMD: AsyncParsableCommand {
         commandName: "create-md",
         abstract: "Write fresh metadata for a resource on this node.",
         discussion: """
-            Internal metadata sits at the end of the backing disk and shrinks the usable size;
-            external metadata (meta-disk PATH or PATH[INDEX]) leaves the disk whole.
-            Existing metadata is never overwritten without --force.
+            Internal metadata sits at the end of the backing disk and shrinks the usable size; external metadata (meta-disk PATH or PATH[INDEX]) leaves the disk whole. Existing metadata is never overwritten without --force.
             Example: repd create-md r0 --node alpha
             """
     )

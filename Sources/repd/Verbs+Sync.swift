@@ -13,8 +13,7 @@ struct PauseSync: AsyncParsableCommand {
         commandName: "pause-sync",
         abstract: "Pause the resync of a resource (both nodes show PausedSyncS/PausedSyncT).",
         discussion: """
-            The pause holds until `repd resume-sync` on the same node; a resync that starts while
-            paused waits. Application I/O and replication go on.
+            The pause holds until `repd resume-sync` on the same node; a resync that starts while paused waits. Application I/O and replication go on.
             Example: repd pause-sync r0
             """
     )
@@ -49,10 +48,7 @@ struct Invalidate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Discard this node's data: it becomes SyncTarget and receives the peer's data.",
         discussion: """
-            Needs a connected peer with an UpToDate disk, and this node Secondary. By default the whole
-            disk is resynced; --reset-bitmap=no resyncs only the blocks already marked out of sync (for
-            example by `repd verify`), on either node. With csums-alg set, blocks whose checksums match
-            are not sent.
+            Needs a connected peer with an UpToDate disk, and this node Secondary. By default the whole disk is resynced; --reset-bitmap=no resyncs only the blocks already marked out of sync (for example by `repd verify`), on either node. With csums-alg set, blocks whose checksums match are not sent.
             Example: repd invalidate --reset-bitmap=no r0
             """
     )
@@ -73,8 +69,7 @@ struct InvalidateRemote: AsyncParsableCommand {
         commandName: "invalidate-remote",
         abstract: "Discard the peer's data: this node becomes SyncSource and overwrites the peer's copy.",
         discussion: """
-            Needs this node UpToDate and the peer Secondary. --reset-bitmap=no resyncs only the blocks
-            already marked out of sync (for example by `repd verify`).
+            Needs this node UpToDate and the peer Secondary. --reset-bitmap=no resyncs only the blocks already marked out of sync (for example by `repd verify`).
             Example: repd invalidate-remote --reset-bitmap=no r0
             """
     )
@@ -94,9 +89,7 @@ struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compare both replicas block by block while online (verify-alg; crc32c if unset).",
         discussion: """
-            Starts the verify and returns; `repd status` shows VerifyS/VerifyT and the log lists every
-            range found out of sync. Differences are marked out of sync; repair them with
-            `repd invalidate-remote --reset-bitmap=no RES` on the node whose data is right.
+            Starts the verify and returns; `repd status` shows VerifyS/VerifyT and the log lists every range found out of sync. Differences are marked out of sync; repair them with `repd invalidate-remote --reset-bitmap=no RES` on the node whose data is right.
             Example: repd verify r0
             """
     )
@@ -113,9 +106,7 @@ struct NewCurrentUUID: AsyncParsableCommand {
         commandName: "new-current-uuid",
         abstract: "Start a new data generation; with --clear-bitmap, skip the initial full sync.",
         discussion: """
-            --clear-bitmap is for freshly created metadata on both nodes whose disks are known to be
-            identical (for example both empty, or both zeroed): run it on one node while connected, and
-            both become UpToDate without a sync.
+            --clear-bitmap is for freshly created metadata on both nodes whose disks are known to be identical (for example both empty, or both zeroed): run it on one node while connected, and both become UpToDate without a sync.
             Example: repd new-current-uuid --clear-bitmap r0
             """
     )
@@ -134,10 +125,7 @@ struct Connect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Connect a StandAlone resource to its peer again (after a split brain or `disconnect`).",
         discussion: """
-            --discard-my-data: if the connection finds a split brain, this node's changes are dropped and
-            it becomes SyncTarget for the blocks changed on either side (it must be Secondary).
-            --dry-run prints what connecting would decide, from the peer's state as last seen, and
-            changes nothing.
+            --discard-my-data: if the connection finds a split brain, this node's changes are dropped and it becomes SyncTarget for the blocks changed on either side (it must be Secondary). --dry-run prints what connecting would decide, from the peer's state as last seen, and changes nothing.
             Example (split brain, beta's changes to be dropped):
               on beta:  repd secondary r0 && repd connect --discard-my-data r0
               on alpha: repd connect r0
