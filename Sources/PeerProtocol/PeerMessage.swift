@@ -158,6 +158,11 @@ public enum PeerMessage: Sendable, Equatable {
     case resyncRequest(senderIsSource: Bool, full: Bool)
     /// An online verify started (`running`, `blocks` to compare) or ended (`blocks` found out of sync).
     case verifyNotice(running: Bool, blocks: UInt64)
+    /// A SyncTarget asks for blocks it needs now (an application reads or writes them before the
+    /// resync got there); the SyncSource answers with `dataReply` and counts them as synced.
+    case dataRequest(id: UInt64, offset: UInt64, length: UInt32)
+    /// `status` 0 and the data, or an error number and no data.
+    case dataReply(id: UInt64, status: UInt32, payload: ByteBuffer)
     case error(reason: String)
 
     public var type: PeerMessageType {
@@ -186,6 +191,8 @@ public enum PeerMessage: Sendable, Equatable {
         case .syncPause: .syncPause
         case .resyncRequest: .resyncRequest
         case .verifyNotice: .verifyNotice
+        case .dataRequest: .dataRequest
+        case .dataReply: .dataReply
         case .error: .error
         }
     }

@@ -107,6 +107,14 @@ extension PeerMessage {
         case .verifyNotice(let running, let blocks):
             buffer.writeInteger(UInt8(running ? 1 : 0))
             buffer.writeInteger(blocks)
+        case .dataRequest(let id, let offset, let length):
+            buffer.writeInteger(id)
+            buffer.writeInteger(offset)
+            buffer.writeInteger(length)
+        case .dataReply(let id, let status, let payload):
+            buffer.writeInteger(id)
+            buffer.writeInteger(status)
+            bulk = payload
         case .error(let reason):
             buffer.writePeerString(reason)
         }
@@ -245,6 +253,14 @@ extension PeerMessage {
         case .verifyNotice:
             let running = try reader.bool("running")
             message = .verifyNotice(running: running, blocks: try reader.integer(UInt64.self, "blocks"))
+        case .dataRequest:
+            let id = try reader.integer(UInt64.self, "id")
+            let offset = try reader.integer(UInt64.self, "offset")
+            message = .dataRequest(id: id, offset: offset, length: try reader.integer(UInt32.self, "length"))
+        case .dataReply:
+            let id = try reader.integer(UInt64.self, "id")
+            let status = try reader.integer(UInt32.self, "status")
+            message = .dataReply(id: id, status: status, payload: reader.rest())
         case .error:
             message = .error(reason: try reader.string("reason"))
         }

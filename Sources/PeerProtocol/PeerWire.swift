@@ -49,13 +49,15 @@ public enum PeerMessageType: UInt16, Sendable, CaseIterable {
     case syncPause = 72
     case resyncRequest = 73
     case verifyNotice = 74
+    case dataRequest = 75
+    case dataReply = 76
     case error = 255
 
     /// The largest payload a frame of this type may announce. Checked on the header, before any of
     /// the payload is buffered: only data-carrying messages may be large.
     public var maximumPayload: Int {
         switch self {
-        case .write, .syncData: PeerWire.maximumPayload
+        case .write, .syncData, .dataReply: PeerWire.maximumPayload
         default: PeerWire.maximumControlPayload
         }
     }

@@ -71,6 +71,9 @@ public struct NodeState: Sendable, Hashable {
             switch disk {
             case .upToDate:
                 break
+            case .inconsistent where connection == .connected && peerDisk == .upToDate:
+                // A SyncTarget may serve applications: what it lacks is read from its UpToDate peer.
+                break
             case .consistent where connection != .connected:
                 // Alone with consistent data that was UpToDate when last seen: the operator
                 // promotes it, as DRBD does for a degraded cluster.
@@ -112,8 +115,15 @@ public struct NodeState: Sendable, Hashable {
     }
 
     /// Whether this node accepts writes from its NBD clients.
-    public var acceptsWrites: Bool { role == .primary && disk == .upToDate }
+    public var acceptsWrites: Bool {
+        role == .primary && (disk == .upToDate || readsThroughPeer)
+    }
+
+    /// An Inconsistent disk with a connected UpToDate peer: blocks not resynced yet come from the peer.
+    public var readsThroughPeer: Bool {
+        disk == .inconsistent && connection == .connected && peerDisk == .upToDate
+    }
 
     /// Whether this node can serve reads from its local disk.
-    public var servesReads: Bool { disk >= .outdated && disk != .unknown }
+    public var servesReads: Bool { (disk >= .outdated && disk != .unknown) || readsThroughPeer }
 }

@@ -40,16 +40,42 @@ extension Resource: NBDBackend {
     // MARK: reads
 
     private func submitRead(_ request: NBDRequest, command: NBD.Command, on eventLoop: any EventLoop) -> EventLoopFuture<NBDOutcome> {
-        let refusal: NBDFailure? = mutable.withLockedValue { m in
-            if m.shuttingDown { return NBDFailure(.shutdown, "the resource is going down") }
+        let promise = eventLoop.makePromise(of: NBDOutcome.self)
+        let outcome: Result<Bool, NBDFailure> = withState { (m: inout Mutable, effects: inout Effects) -> Result<Bool, NBDFailure> in
+            if m.shuttingDown { return .failure(NBDFailure(.shutdown, "the resource is going down")) }
             if command != .cache && !m.state.servesReads {
-                return NBDFailure(.io, "\(config.name) has no readable data on \(node) (disk \(m.state.disk.rawValue))")
+                return .failure(NBDFailure(.io, "\(config.name) has no readable data on \(node) (disk \(m.state.disk.rawValue))"))
             }
             m.inFlight += 1
             m.applicationRequests &+= 1
-            return nil
+            let range = request.offset..<(request.offset + UInt64(request.length))
+            if command == .read, needsPull(range, m) {
+                // Not resynced yet: the blocks come from the peer first.
+                pull(range, waiter: .read(request, command, promise), &m, &effects)
+                return .success(true)
+            }
+            return .success(false)
         }
-        if let refusal { return eventLoop.makeFailedFuture(refusal) }
+        switch outcome {
+        case .failure(let refusal): return eventLoop.makeFailedFuture(refusal)
+        case .success(true): return promise.futureResult
+        case .success(false): break
+        }
+        let future: EventLoopFuture<NBDOutcome>
+        if command == .blockStatus, mutable.withLockedValue({ $0.state.disk == .inconsistent }) {
+            // The local file's holes say nothing about data not resynced yet: report it all as data.
+            mutable.withLockedValue { $0.inFlight -= 1 }
+            let flags: UInt32 = 0
+            future = eventLoop.makeSucceededFuture(.extents([(length: request.length, flags: flags)]))
+        } else {
+            future = readLocally(request, command: command, on: eventLoop)
+        }
+        promise.completeWith(future)
+        return promise.futureResult
+    }
+
+    /// Serves a read from the local disk (the caller counted it in flight).
+    func readLocally(_ request: NBDRequest, command: NBD.Command, on eventLoop: any EventLoop) -> EventLoopFuture<NBDOutcome> {
         let data = self.data
         let size = self.size
         let future: EventLoopFuture<NBDOutcome> = threadPool.runIfActive(eventLoop: eventLoop) { () throws -> NBDOutcome in
@@ -107,17 +133,27 @@ extension Resource: NBDBackend {
             m.inFlight += 1
             m.applicationRequests &+= 1
             m.pendingWrites += 1
-            if m.al.begin(ActivityLog.extents(of: range)) {
-                admitLocalWrite(write, &m, &effects)
+            if needsPull(range, m) {
+                // Blocks not resynced yet are pulled first, so that the write lands on current data.
+                pull(range, waiter: .write(write), &m, &effects)
             } else {
-                // Its extent is not in the activity log yet: the write waits until it is on disk.
-                m.alWaiting.append(write)
-                driveActivityLog(&m, &effects)
+                startAdmittedWrite(write, &m, &effects)
             }
             return nil
         }
         if let refusal { promise.fail(refusal) }
         return promise.futureResult
+    }
+
+    /// Records the write's extents in the activity log (waiting for it if needed), then admits it.
+    func startAdmittedWrite(_ write: WriteRequest, _ m: inout Mutable, _ effects: inout Effects) {
+        if m.al.begin(ActivityLog.extents(of: write.range)) {
+            admitLocalWrite(write, &m, &effects)
+        } else {
+            // Its extent is not in the activity log yet: the write waits until it is on disk.
+            m.alWaiting.append(write)
+            driveActivityLog(&m, &effects)
+        }
     }
 
     /// Orders the write against overlapping ones and starts it when nothing overlaps (it holds its

@@ -128,11 +128,13 @@ extension Resource: PeerLinkDelegate {
                 }
             }
             for (_, promise) in peer.flushes { effects.append { promise.succeed(()) } }
+            failPulls("the connection to the UpToDate peer was lost", &m, &effects)
+            m.pullServes.removeAll()
             let wasSyncing = peer.sync != nil
             m.peer = nil
             let wasPeerUpToDate = m.state.peerDisk == .upToDate
             _ = try? m.state.apply(.connection(link?.isStandAlone == true ? .standAlone : .connecting))
-            if m.state.role == .primary && wasPeerUpToDate && !m.shuttingDown && m.splitBrain == nil {
+            if m.state.role == .primary && m.state.disk == .upToDate && wasPeerUpToDate && !m.shuttingDown && m.splitBrain == nil {
                 // From now on this node's data is newer than the peer's.
                 m.superblock.generation.startNewCurrent(ProcessSupport.randomUInt64(), primary: true)
                 logger.info("new current generation \(hex(m.superblock.generation.current)) (Primary without its peer)")
@@ -199,6 +201,10 @@ extension Resource: PeerLinkDelegate {
                 receiveResyncRequest(senderIsSource: senderIsSource, full: full, &m, &effects)
             case .verifyNotice(let running, let blocks):
                 receiveVerifyNotice(running: running, blocks: blocks, &m)
+            case .dataRequest(let id, let offset, let length):
+                receiveDataRequest(id: id, offset: offset, length: length, connection: connection, &m, &effects)
+            case .dataReply(let id, let status, let payload):
+                receiveDataReply(id: id, status: status, payload: payload, connection: connection, &m, &effects)
             case .hello, .authChallenge, .authResponse, .authResult, .chosen, .ping, .pingAck, .error:
                 break
             }
@@ -418,6 +424,11 @@ extension Resource: PeerLinkDelegate {
     private func peerApplyFinished(_ id: UInt64, status: UInt32) {
         withState { (m: inout Mutable, effects: inout Effects) -> Void in
             guard let apply = m.peerApplies.removeValue(forKey: id) else { return }
+            if let pullID = apply.pullID {
+                for ready in m.tracker.markLocalDone(id) { startOperation(ready, &m, &effects) }
+                pulled(pullID, ok: status == 0, &m, &effects)
+                return
+            }
             if status == 0 {
                 // The peer's data is on our disk: these blocks are in sync.
                 m.markInSync(apply.range)

@@ -24,7 +24,7 @@ extension Resource {
                 }
             }
             sb.flags.insert(.primaryIndicator)
-            sb.flags.formUnion([.consistent, .wasUpToDate])
+            if state.disk == .upToDate { sb.flags.formUnion([.consistent, .wasUpToDate]) }
             sb.generation.recordRole(primary: true)
             sb.updateCounter += 1
             try metadata.writeSuperblock(sb)

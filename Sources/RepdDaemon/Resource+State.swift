@@ -1,3 +1,4 @@
+import NBDProtocol
 import NIOCore
 import PeerProtocol
 import RepdCore
@@ -66,6 +67,8 @@ struct PeerApply {
     let payload: ByteBuffer?
     let isResync: Bool
     let connection: PeerConnection
+    /// Blocks this node pulled for its applications (no acknowledgement is due).
+    var pullID: UInt64? = nil
 }
 
 /// A resync transfer on the SyncSource: read locally, (with csums-alg: digests compared), sent,
@@ -101,6 +104,25 @@ struct VerifyProgress {
     var startedAt: UInt64
     /// Differing ranges found, for the log (merged, first few hundred).
     var found: [Range<UInt64>] = []
+}
+
+/// A request waiting for blocks pulled from the SyncSource.
+enum PullWaiter {
+    case read(NBDRequest, NBD.Command, EventLoopPromise<NBDOutcome>)
+    case write(WriteRequest)
+}
+
+/// Blocks requested from the SyncSource (`dataRequest`), and who waits for them.
+struct Pull {
+    let range: Range<UInt64>
+    var waiters: [PullWaiter]
+}
+
+/// A `dataRequest` from the SyncTarget, read here after overlapping writes.
+struct PullServe {
+    let requestID: UInt64
+    let range: Range<UInt64>
+    let connection: PeerConnection
 }
 
 /// The peer asked for digests of a range (verify or csums resync): read after overlapping writes.
@@ -177,6 +199,8 @@ extension Resource {
             startVerifyRead(id, &m, &effects)
         } else if m.digestJobs[id] != nil {
             startDigestJob(id, &m, &effects)
+        } else if m.pullServes[id] != nil {
+            startPullServe(id, &m, &effects)
         }
     }
 }

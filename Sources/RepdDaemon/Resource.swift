@@ -67,6 +67,11 @@ public final class Resource: @unchecked Sendable {
         var lastPeerReport: PeerStateReport?
         /// The last online verify this node ran: KiB found out of sync, when (Unix seconds).
         var lastVerify: (outOfSyncKiB: UInt64, at: UInt64)?
+        /// SyncTarget: blocks requested from the source for applications, by request id.
+        var pulls: [UInt64: Pull] = [:]
+        var nextPullID: UInt64 = 1
+        /// SyncSource: the target's requests being read, by tracker id.
+        var pullServes: [UInt64: PullServe] = [:]
         /// The size clients see: the local usable size, or the peer's if smaller.
         var exportSize: UInt64
         var tracker = WriteConflictTracker()

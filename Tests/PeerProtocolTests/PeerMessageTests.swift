@@ -134,6 +134,8 @@ final class PeerMessageTests: XCTestCase {
             (.syncPause(paused: true), [1]),
             (.resyncRequest(senderIsSource: false, full: true), [0, 1]),
             (.verifyNotice(running: true, blocks: 9), [1] + .be(UInt64(9))),
+            (.dataRequest(id: 2, offset: 4096, length: 8192), .be(UInt64(2)) + .be(UInt64(4096)) + .be(UInt32(8192))),
+            (.dataReply(id: 2, status: 0, payload: ByteBuffer(bytes: [9, 9])), .be(UInt64(2)) + .be(UInt32(0)) + [9, 9]),
             (.checksumRequest(offset: 1, length: 2, algorithm: "md5"), .be(UInt64(1)) + .be(UInt32(2)) + .string("md5")),
             (.checksumReply(offset: 1, length: 2, digest: [3]), .be(UInt64(1)) + .be(UInt32(2)) + .be(UInt16(1)) + [3]),
             (.error(reason: "bye"), .string("bye")),

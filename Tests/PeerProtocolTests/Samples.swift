@@ -53,6 +53,8 @@ enum Samples {
         .syncPause(paused: false),
         .resyncRequest(senderIsSource: true, full: false),
         .verifyNotice(running: false, blocks: 3),
+        .dataRequest(id: 1, offset: 0, length: 4096),
+        .dataReply(id: 1, status: 0, payload: ByteBuffer(bytes: [UInt8](repeating: 7, count: 4096))),
         .checksumRequest(offset: 0, length: 65536, algorithm: "crc32c"),
         .checksumReply(offset: 0, length: 65536, digest: [1, 2, 3, 4]),
         .error(reason: "disk failed"),

@@ -24,6 +24,9 @@ final class NodeStateTests: XCTestCase {
             (.upToDate, false, .connected, .primary, false, .peerIsPrimary, nil),
             (.upToDate, false, .connected, .primary, true, nil, .upToDate),
             (.upToDate, false, .connected, .secondary, false, nil, .upToDate),
+            // A SyncTarget with an UpToDate peer may be promoted without --force: it reads through the peer.
+            (.inconsistent, false, .connected, .secondary, false, nil, .inconsistent),
+            (.outdated, false, .connected, .secondary, false, .noUpToDateDisk(.outdated), nil),
         ]
         for (i, row) in table.enumerated() {
             var s = state(disk: row.0, connection: row.2, peerRole: row.3, twoPrimaries: row.4)
@@ -67,5 +70,17 @@ final class NodeStateTests: XCTestCase {
         XCTAssertEqual(s.peerRole, .unknown)
         XCTAssertEqual(s.peerDisk, .unknown)
         XCTAssertEqual(s.replication, .off)
+    }
+
+    func testAnInconsistentPrimaryNeedsItsUpToDatePeer() throws {
+        var s = state(disk: .inconsistent, connection: .connected, peerRole: .secondary)
+        XCTAssertTrue(s.readsThroughPeer)
+        XCTAssertTrue(s.servesReads)
+        _ = try s.apply(.promote(force: false))
+        XCTAssertTrue(s.acceptsWrites)
+        _ = try s.apply(.connection(.connecting))
+        XCTAssertFalse(s.readsThroughPeer)
+        XCTAssertFalse(s.acceptsWrites, "alone, an Inconsistent Primary has nothing to write on")
+        XCTAssertFalse(s.servesReads)
     }
 }
