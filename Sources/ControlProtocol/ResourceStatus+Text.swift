@@ -73,8 +73,8 @@ extension ResourceStatus.Device {
         if let found = lastVerifyOutOfSyncKiB, found > 0 || verbose {
             lines.append(found == 0
                 ? "      # the last online verify found no differences"
-                : "      # the last online verify found \(found) KiB out of sync; they are resynced at the next connect "
-                    + "(repd disconnect \(resource); repd connect \(resource))")
+                : "      # the last online verify found \(found) KiB out of sync; repair: "
+                    + "repd invalidate-remote --reset-bitmap=no \(resource) (on the node whose data is right)")
         }
         return lines
     }

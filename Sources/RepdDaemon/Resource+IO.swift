@@ -184,7 +184,10 @@ extension Resource: NBDBackend {
                 m.bitmapWrites += UInt64(m.dirtyPages.count)
                 m.dirtyPages.removeAll()
             } catch {
+                // The evicted extents would lose their protection: fail this transaction instead.
                 logger.error("cannot write the bitmap before evicting activity-log extents: \(error)")
+                effects.append { self.activityLogWritten(error) }
+                return
             }
         }
         let metadata = self.metadata
@@ -203,7 +206,7 @@ extension Resource: NBDBackend {
         }
     }
 
-    private func activityLogWritten(_ failure: (any Error)?) {
+    func activityLogWritten(_ failure: (any Error)?) {
         withState { (m: inout Mutable, effects: inout Effects) -> Void in
             let waiting = m.alWaiting
             m.alWaiting.removeAll()

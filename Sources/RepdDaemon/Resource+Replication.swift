@@ -305,9 +305,14 @@ extension Resource: PeerLinkDelegate {
             // Paused here before the peer connected: it must hold too.
             connection.channel.eventLoop.execute { connection.send(.syncPause(paused: true)) }
         }
-        if full { m.dirtyPages.formUnion(m.bitmap.markAllOutOfSync()) }
+        if full {
+            m.dirtyPages.formUnion(m.bitmap.markAllOutOfSync())
+            // Only what both disks hold is replicated: a larger disk's tail is not resynced.
+            if m.exportSize < size { m.markInSync(m.exportSize..<size) }
+        }
         updateSyncReplicationState(&m)
         if source {
+            runHandler("before-resync-source")
             if let csums = config.net.csumsAlg, progress.checksumAlgorithm == nil {
                 logger.warning("csums-alg \(csums) is not supported (use \(Self.digestAlgorithms.joined(separator: ", "))); resync sends every block")
             }

@@ -175,6 +175,10 @@ extension Resource {
                     return (false, "new-current-uuid --clear-bitmap: the peer's metadata is not fresh (generation \(hex(report.generation.current)))")
                 }
                 if m.peer?.sync != nil { return (false, "new-current-uuid --clear-bitmap: a resync is running") }
+                guard m.peer?.report != nil else {
+                    return (false, "new-current-uuid --clear-bitmap needs the peer connected (both nodes up, `repd status` shows Connected): "
+                        + "run it once, on one node, while connected; run apart on both nodes it would make unrelated generations")
+                }
             }
             m.superblock.generation.startNewCurrent(ProcessSupport.randomUInt64(), primary: m.state.role == .primary)
             if clearBitmap {
@@ -269,7 +273,9 @@ extension Resource {
                 let digests = (try? Resource.readBuffer(data, offset: request.range.lowerBound, count: request.range.count))
                     .map { Resource.blockDigests($0, algorithm: algorithm) }
                 self.withState { (m: inout Mutable, effects: inout Effects) -> Void in
-                    for ready in m.tracker.markLocalDone(id) { self.startOperation(ready, &m, &effects) }
+                    // The request is queued before the writes that waited for this read are
+                    // released, so the peer digests the same data we did.
+                    defer { for ready in m.tracker.markLocalDone(id) { self.startOperation(ready, &m, &effects) } }
                     guard m.peer?.connection === connection, m.peer?.verify?.inFlight[id] != nil else { return }
                     guard let digests else {
                         self.logger.error("verify: cannot read \(request.range); marked out of sync")

@@ -121,7 +121,8 @@ public final class Resource: @unchecked Sendable {
         var bitmap = try metadata.readBitmap()
         // The activity log: after a stop without `repd down`, every extent it holds may differ from the
         // peer and is marked out of sync.
-        let replay = ActivityLog.replay(try metadata.readActivityLog(), slotCount: max(Int(superblock.alExtents), 1))
+        // Slots of any table size the ring can describe (al-extents may have changed since create-md).
+        let replay = ActivityLog.replay(try metadata.readActivityLog(), slotCount: Resource.maximumActivityLogExtents)
         var recoveredExtents: [UInt32] = []
         if !superblock.flags.contains(.activityLogClean) {
             recoveredExtents = replay.extents.filter { UInt64($0) * Geometry.activityLogExtentSize < superblock.layout.usableSize }
@@ -143,6 +144,9 @@ public final class Resource: @unchecked Sendable {
         if !recoveredExtents.isEmpty {
             m.dirtyPages.formUnion(0..<bitmap.pageCount)
             logger.warning("unclean stop: the activity log holds \(recoveredExtents.count) extents of 4 MiB; marked out of sync (\(bitmap.outOfSyncCount) blocks out of sync in all)")
+        }
+        if m.al.slotCount != config.disk.alExtents {
+            logger.warning("al-extents \(config.disk.alExtents) is outside \(Resource.minimumActivityLogExtents)...\(Resource.maximumActivityLogExtents); using \(m.al.slotCount)")
         }
         if replay.damagedBlocks > 0 {
             logger.warning("\(replay.damagedBlocks) damaged activity-log blocks were ignored")
@@ -255,6 +259,7 @@ public final class Resource: @unchecked Sendable {
             try metadata.writeBitmapPages(m.bitmap, pages: m.dirtyPages.sorted())
             m.bitmapWrites += UInt64(m.dirtyPages.count)
             m.dirtyPages.removeAll()
+            try metadata.sync()
             for (slot, transaction) in m.al.fullTableTransactions() {
                 try metadata.writeActivityLog(transaction, ringSlot: slot)
                 m.alWrites += 1
@@ -316,9 +321,16 @@ public final class Resource: @unchecked Sendable {
                 try metadata.writeBitmapPages(m.bitmap, pages: m.dirtyPages.sorted())
                 m.bitmapWrites += UInt64(m.dirtyPages.count)
                 m.dirtyPages.removeAll()
+                // The bits are durable before the superblock says the activity log is not needed.
+                try metadata.sync()
                 var sb = m.superblock
-                sb.flags.remove(.primaryIndicator)
-                sb.flags.insert(.activityLogClean)
+                let drained = m.inFlight == 0
+                if drained {
+                    sb.flags.remove(.primaryIndicator)
+                    sb.flags.insert(.activityLogClean)
+                } else {
+                    logger.warning("\(m.inFlight) requests did not drain: the activity log is kept, as after a crash")
+                }
                 sb.updateCounter += 1
                 try metadata.writeSuperblock(sb)
                 m.superblock = sb

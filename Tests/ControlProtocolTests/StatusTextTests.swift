@@ -163,7 +163,7 @@ final class StatusTextTests: XCTestCase {
         XCTAssertEqual(status.text(), """
             r0 role:Primary
               disk:UpToDate
-                  # the last online verify found 12 KiB out of sync; they are resynced at the next connect (repd disconnect r0; repd connect r0)
+                  # the last online verify found 12 KiB out of sync; repair: repd invalidate-remote --reset-bitmap=no r0 (on the node whose data is right)
               beta role:Secondary
                 peer-disk:UpToDate
             """)
