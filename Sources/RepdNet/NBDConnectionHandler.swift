@@ -193,7 +193,8 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
         switch result {
         case .success(.done):
             NBDReply.simple(cookie: request.cookie, error: nil, into: &header)
-            context.writeAndFlush(wrapOutboundOut(header), promise: nil)
+            context.write(wrapOutboundOut(header), promise: nil)
+            scheduleFlush(context: context)
         case .success(.data(let data)):
             if structured {
                 NBDReply.offsetDataHeader(cookie: request.cookie, offset: request.offset, dataLength: data.readableBytes, into: &header)
@@ -201,14 +202,28 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
                 NBDReply.simple(cookie: request.cookie, error: nil, into: &header)
             }
             context.write(wrapOutboundOut(header), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(data), promise: nil)
+            context.write(wrapOutboundOut(data), promise: nil)
+            scheduleFlush(context: context)
         case .success(.extents(let extents)):
             NBDReply.blockStatus(cookie: request.cookie, contextID: NBD.baseAllocationID, extents: extents, into: &header)
-            context.writeAndFlush(wrapOutboundOut(header), promise: nil)
+            context.write(wrapOutboundOut(header), promise: nil)
+            scheduleFlush(context: context)
         case .failure(let error):
             let failure = (error as? NBDFailure) ?? NBDFailure(.io, "\(error)")
             NBDReply.error(cookie: request.cookie, error: failure.error, message: failure.message, structured: structured, into: &header)
-            context.writeAndFlush(wrapOutboundOut(header), promise: nil)
+            context.write(wrapOutboundOut(header), promise: nil)
+            scheduleFlush(context: context)
+        }
+    }
+
+    /// Replies completed in the same turn of the event loop go out with one flush.
+    private var flushScheduled = false
+    private func scheduleFlush(context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.execute {
+            self.flushScheduled = false
+            context.flush()
         }
     }
 
