@@ -13,6 +13,8 @@ extension Resource {
     /// Whether `range` touches blocks this node must get from its peer first.
     func needsPull(_ range: Range<UInt64>, _ m: Mutable) -> Bool {
         guard m.state.disk == .inconsistent, m.state.readsThroughPeer, !range.isEmpty else { return false }
+        // Until the source's bitmap is merged, any block may be one the source changed.
+        if let sync = m.peer?.sync, !sync.source, m.peer?.peerBitmapDone != true { return true }
         let first = Int(range.lowerBound / Geometry.blockSize)
         let last = Int((range.upperBound - 1) / Geometry.blockSize)
         guard let next = m.bitmap.nextOutOfSync(fromBlock: first) else { return false }
@@ -27,38 +29,60 @@ extension Resource {
             failPullWaiter(waiter, "the peer is not connected and this disk is Inconsistent", &m, &effects)
             return
         }
+        // One request per chunk (a reply must fit one frame); the waiter goes on when all are in.
         let id = m.nextPullID
         m.nextPullID += 1
-        m.pulls[id] = Pull(range: aligned, waiters: [waiter])
+        var requests: [PeerMessage] = []
+        var offset = aligned.lowerBound
+        while offset < aligned.upperBound {
+            let length = min(Self.maximumPull, aligned.upperBound - offset)
+            let requestID = m.nextPullID
+            m.nextPullID += 1
+            m.pullRequests[requestID] = (pull: id, range: offset..<(offset + length))
+            requests.append(.dataRequest(id: requestID, offset: offset, length: UInt32(length)))
+            offset += length
+        }
+        m.pulls[id] = Pull(range: aligned, waiters: [waiter], remaining: requests.count)
         connection.channel.eventLoop.execute {
-            connection.send(.dataRequest(id: id, offset: aligned.lowerBound, length: UInt32(aligned.count)))
+            for request in requests { connection.send(request) }
         }
     }
+
+    /// The largest range one `dataRequest` asks for.
+    static let maximumPull: UInt64 = 8 << 20
 
     /// The source's answer: write it here (ordered like any peer write), then go on with the waiters.
     func receiveDataReply(id: UInt64, status: UInt32, payload: ByteBuffer, connection: PeerConnection,
                           _ m: inout Mutable, _ effects: inout Effects) {
-        guard let pull = m.pulls[id] else {
+        guard let request = m.pullRequests[id] else {
             logger.warning("the peer answered a data request nobody made (\(id)); ignored")
             return
         }
-        guard status == 0, payload.readableBytes == pull.range.count else {
-            logger.error("the peer could not provide \(pull.range) (status \(status), \(payload.readableBytes) bytes)")
+        guard status == 0, payload.readableBytes == request.range.count else {
+            logger.error("the peer could not provide \(request.range) (status \(status), \(payload.readableBytes) bytes)")
             pulled(id, ok: false, &m, &effects)
             return
         }
-        m.receivedBytes += UInt64(pull.range.count)
-        let (trackerID, mayStart) = m.tracker.admit(pull.range, origin: .peer, peerDone: true)
+        m.receivedBytes += UInt64(request.range.count)
+        let (trackerID, mayStart) = m.tracker.admit(request.range, origin: .peer, peerDone: true)
         m.peerApplies[trackerID] = PeerApply(
-            id: trackerID, sequence: 0, range: pull.range, segments: [pull.range], kind: .data, fua: false, noHole: false,
+            id: trackerID, sequence: 0, range: request.range, segments: [request.range], kind: .data, fua: false, noHole: false,
             payload: payload, isResync: true, connection: connection, pullID: id)
         if mayStart { startPeerApply(trackerID, &m, &effects) }
     }
 
-    /// The pulled blocks are on our disk (or could not be had): serve the waiting requests.
-    func pulled(_ id: UInt64, ok: Bool, _ m: inout Mutable, _ effects: inout Effects) {
-        guard let pull = m.pulls.removeValue(forKey: id) else { return }
-        if ok { m.markInSync(pull.range) }
+    /// One request's blocks are on our disk (or could not be had); when all of a pull's are, the
+    /// waiting requests go on.
+    func pulled(_ requestID: UInt64, ok: Bool, _ m: inout Mutable, _ effects: inout Effects) {
+        guard let request = m.pullRequests.removeValue(forKey: requestID), var pull = m.pulls[request.pull] else { return }
+        if ok { m.markInSync(request.range) } else { pull.failed = true }
+        pull.remaining -= 1
+        guard pull.remaining == 0 else {
+            m.pulls[request.pull] = pull
+            return
+        }
+        m.pulls[request.pull] = nil
+        let ok = !pull.failed
         for waiter in pull.waiters {
             guard ok else {
                 failPullWaiter(waiter, "the blocks could not be read from the peer", &m, &effects)
@@ -77,6 +101,7 @@ extension Resource {
     func failPulls(_ reason: String, _ m: inout Mutable, _ effects: inout Effects) {
         let pulls = m.pulls
         m.pulls.removeAll()
+        m.pullRequests.removeAll()
         for (_, pull) in pulls {
             for waiter in pull.waiters { failPullWaiter(waiter, reason, &m, &effects) }
         }
@@ -99,8 +124,9 @@ extension Resource {
 
     func receiveDataRequest(id: UInt64, offset: UInt64, length: UInt32, connection: PeerConnection,
                             _ m: inout Mutable, _ effects: inout Effects) {
-        let range = offset..<(offset + UInt64(length))
-        guard length > 0, UInt64(length) <= UInt64(NBDLimits.maximumPayload), range.upperBound <= size, m.state.disk == .upToDate else {
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(length))
+        let range = overflow ? 0..<0 : offset..<end
+        guard !overflow, length > 0, UInt64(length) <= Self.maximumPull, range.upperBound <= size, m.state.disk == .upToDate else {
             logger.error("the peer asked for \(offset)+\(length), which this node cannot serve (disk \(m.state.disk.rawValue))")
             connection.channel.eventLoop.execute { connection.send(.dataReply(id: id, status: 5, payload: ByteBuffer())) }
             return

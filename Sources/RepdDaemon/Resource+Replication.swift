@@ -244,6 +244,9 @@ extension Resource: PeerLinkDelegate {
         peer.decision = decision
         m.peer = peer
         logger.info("sync decision: \(decision)")
+        // --discard-my-data applies to this handshake only.
+        let discardMyData = m.discardMyData
+        m.discardMyData = false
         switch decision.strategy {
         case .noSync, .becomeSyncSource:
             if m.state.disk == .consistent {
@@ -278,7 +281,7 @@ extension Resource: PeerLinkDelegate {
             if !source && m.state.role == .primary && !checkRRConflict(decision.strategy, &m, &effects) { return }
             beginSync(source: source, full: full, &m, &effects)
         case .splitBrain, .splitBrainUnresolvable:
-            handleSplitBrain(decision, local: local, remote: remote, report: report, &m, &effects)
+            handleSplitBrain(decision, local: local, remote: remote, report: report, discardMyData: discardMyData, &m, &effects)
         case .unrelatedData:
             let reason = "\(decision); the nodes disconnect (StandAlone) until an operator decides which data to keep"
             logger.error("split brain or unrelated data detected: \(reason)")
@@ -365,12 +368,14 @@ extension Resource: PeerLinkDelegate {
     // MARK: the peer's writes
 
     private func receiveWrite(_ write: PeerWrite, connection: PeerConnection, isResync: Bool = false, _ m: inout Mutable, _ effects: inout Effects) {
-        let range = write.offset..<(write.offset + UInt64(write.length))
+        // A hostile or broken peer may name any offset: never let the end overflow.
+        let (end, overflow) = write.offset.addingReportingOverflow(UInt64(write.length))
+        let range = overflow ? UInt64.max..<UInt64.max : write.offset..<end
         if config.net.protocol == .B && !isResync {
             let sequence = write.sequence
             connection.channel.eventLoop.execute { connection.send(.receiveAck(sequence: sequence)) }
         }
-        guard range.upperBound <= size, m.state.disk != .diskless else {
+        guard !overflow, range.upperBound <= size, m.state.disk != .diskless else {
             let sequence = write.sequence
             logger.error("the peer sent a write beyond our disk (\(range)); refused")
             connection.channel.eventLoop.execute {

@@ -335,8 +335,9 @@ extension Resource {
 
     func receiveChecksumRequest(offset: UInt64, length: UInt32, algorithm: String, connection: PeerConnection,
                                 _ m: inout Mutable, _ effects: inout Effects) {
-        let range = offset..<(offset + UInt64(length))
-        guard Self.digestAlgorithms.contains(algorithm), length > 0, length % UInt32(Geometry.blockSize) == 0,
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(length))
+        let range = overflow ? 0..<0 : offset..<end
+        guard !overflow, Self.digestAlgorithms.contains(algorithm), length > 0, length % UInt32(Geometry.blockSize) == 0,
               Int(length) / Int(Geometry.blockSize) <= Self.blocksPerDigestRequest(algorithm), range.upperBound <= size
         else {
             logger.error("the peer asked for digests of \(offset)+\(length) with \(algorithm): not a valid request; disconnecting")

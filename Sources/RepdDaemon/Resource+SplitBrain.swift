@@ -47,9 +47,9 @@ extension Resource {
 
     /// Called by the sync decision on rules 90/100: apply the policies for the number of Primaries.
     func handleSplitBrain(_ decision: SyncDecision, local: SyncView, remote: SyncView, report: PeerStateReport,
-                          _ m: inout Mutable, _ effects: inout Effects) {
+                          discardMyData: Bool, _ m: inout Mutable, _ effects: inout Effects) {
         guard let kind = SplitBrainKind(decision.strategy) else { return }
-        let localSide = SplitBrainSide(node: node, view: local, discardMyData: m.discardMyData)
+        let localSide = SplitBrainSide(node: node, view: local, discardMyData: discardMyData)
         let peerSide = SplitBrainSide(node: peerName, view: remote, discardMyData: report.flags.contains(.discardMyData))
         var resolution = SplitBrainResolver.resolve(kind, local: localSide, peer: peerSide, policies: config.net.splitBrainPolicies,
                                                     localResolves: localResolves)
@@ -58,14 +58,13 @@ extension Resource {
             let demoted = demoteLocked(&m)
             resolution = resolution.afterDemotion(succeeded: demoted)
         }
-        logger.warning("split brain: \(resolution.decidedBy): \(resolution.explanation)")
+        logger.warning("split brain: \(resolution.explanation)")
         let env = [
             "REPD_DECISION": decision.explanation, "REPD_RULE": "\(decision.rule)", "REPD_OUTCOME": "\(resolution.outcome)",
             "REPD_POLICY": "\(resolution.decidedBy)", "REPD_LOCAL_CHANGED_BLOCKS": "\(local.outOfSyncBlocks)",
             "REPD_PEER_CHANGED_BLOCKS": "\(remote.outOfSyncBlocks)",
         ]
         for handler in resolution.handlers where handler != .priLost { runHandler(handler.rawValue, env) }
-        m.discardMyData = false
         switch resolution.outcome {
         case .disconnect:
             splitBrainStandAlone("split brain (rule \(decision.rule)), not resolved: \(resolution.explanation)", &m, &effects)
@@ -85,6 +84,7 @@ extension Resource {
     /// Leaves the connection and stays StandAlone, saying how to resolve it.
     func splitBrainStandAlone(_ reason: String, _ m: inout Mutable, _ effects: inout Effects) {
         m.splitBrain = reason
+        m.standAloneAfterSplitBrain = true
         m.linkMessage = "\(reason). To resolve: \(splitBrainRecovery)"
         logger.error("\(reason); the nodes disconnect (StandAlone). To resolve: \(splitBrainRecovery)")
         guard let connection = m.peer?.connection else { return }
@@ -109,6 +109,7 @@ extension Resource {
             return true
         case .disconnect:
             m.splitBrain = check.explanation
+            m.standAloneAfterSplitBrain = false
             m.linkMessage = check.explanation
             logger.error("\(check.explanation)")
             let link = self.link

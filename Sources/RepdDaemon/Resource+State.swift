@@ -116,6 +116,9 @@ enum PullWaiter {
 struct Pull {
     let range: Range<UInt64>
     var waiters: [PullWaiter]
+    /// Requests not answered yet, and whether one failed.
+    var remaining: Int
+    var failed = false
 }
 
 /// A `dataRequest` from the SyncTarget, read here after overlapping writes.

@@ -67,7 +67,7 @@ extension Resource {
                 peerNodeID: peer.nodeId ?? 1, name: peer.names.first ?? "peer", connectionState: s.connection.rawValue,
                 peerRole: s.peerRole.rawValue, apInFlight: unacked, rsInFlight: rsInFlight / 1024, peerDevices: [peerDevice],
                 replicationProtocol: config.net.protocol.rawValue, peerAddress: "\(peer.address)")
-            if m.splitBrain != nil && s.connection != .connected {
+            if m.splitBrain != nil && m.standAloneAfterSplitBrain && s.connection != .connected {
                 connection.splitBrain = true
                 connection.resolveCommand = "repd secondary \(config.name) && repd connect --discard-my-data \(config.name)"
             }

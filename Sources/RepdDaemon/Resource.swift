@@ -63,12 +63,15 @@ public final class Resource: @unchecked Sendable {
         var discardMyData = false
         /// Why the node is StandAlone after a split brain (or rr-conflict), until `repd connect`.
         var splitBrain: String?
+        /// Whether that StandAlone state is a split brain (not an rr-conflict).
+        var standAloneAfterSplitBrain = false
         /// The peer's state as last reported (for `connect --dry-run`).
         var lastPeerReport: PeerStateReport?
         /// The last online verify this node ran: KiB found out of sync, when (Unix seconds).
         var lastVerify: (outOfSyncKiB: UInt64, at: UInt64)?
         /// SyncTarget: blocks requested from the source for applications, by request id.
         var pulls: [UInt64: Pull] = [:]
+        var pullRequests: [UInt64: (pull: UInt64, range: Range<UInt64>)] = [:]
         var nextPullID: UInt64 = 1
         /// SyncSource: the target's requests being read, by tracker id.
         var pullServes: [UInt64: PullServe] = [:]

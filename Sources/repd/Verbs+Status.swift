@@ -18,15 +18,15 @@ func resourcesUp(_ common: CommonOptions) -> [String] {
 
 /// Statuses of the named resources (all that are up when none is named). A named resource that is
 /// not up is an error (exit 20); none up at all gives an empty list.
-func collectStatuses(_ resources: [String], common: CommonOptions) throws -> [ResourceStatus] {
+func collectStatuses(_ resources: [String], common: CommonOptions, skipDown: Bool = false) throws -> [ResourceStatus] {
     let names = resources.isEmpty ? resourcesUp(common) : resources
     var statuses: [ResourceStatus] = []
     for name in names {
         do {
             let reply = try sendControl(ControlRequest(.status), common: common, resource: name)
             if let status = reply.status { statuses.append(status) }
-        } catch let error as CLIError where resources.isEmpty && error.status == .notUp {
-            continue   // went down meanwhile
+        } catch let error as CLIError where (resources.isEmpty || skipDown) && error.status == .notUp {
+            continue   // not up, or went down meanwhile
         }
     }
     return statuses
@@ -100,7 +100,7 @@ struct OverviewVerb: AsyncParsableCommand {
             }
             print("\u{1B}[?25l", terminator: "")
             while true {
-                let statuses = (try? collectStatuses(resources, common: common)) ?? []
+                let statuses = (try? collectStatuses(resources, common: common, skipDown: true)) ?? []
                 var frame = "\u{1B}[H\u{1B}[2J"
                 frame += "repd overview on \(common.node), every \(interval) s (Ctrl-C to stop)\n\n"
                 if statuses.isEmpty {
@@ -145,13 +145,13 @@ struct Events: AsyncParsableCommand {
                 fflush(nil)
             }
             var previous: [String: ResourceStatus] = [:]
-            let first = try collectStatuses(resources, common: common)
+            let first = try collectStatuses(resources, common: common, skipDown: true)
             for status in first { previous[status.name] = status }
-            emit(StatusEvent.initialState(first) + [StatusEvent.endOfInitialState])
+            emit(StatusEvent.initialState(first))
             if now { return }
             while true {
                 try await Task.sleep(nanoseconds: UInt64(max(0.05, poll) * 1e9))
-                let current = (try? collectStatuses(resources, common: common)) ?? []
+                let current = (try? collectStatuses(resources, common: common, skipDown: true)) ?? []
                 var seen = Set<String>()
                 for status in current {
                     seen.insert(status.name)
