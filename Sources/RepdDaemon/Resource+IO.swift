@@ -1,5 +1,6 @@
 import NBDProtocol
 import NIOCore
+import NIOPosix
 import PeerProtocol
 import RepdCore
 import RepdNet
@@ -60,6 +61,16 @@ extension Resource: NBDBackend {
         case .failure(let refusal): return eventLoop.makeFailedFuture(refusal)
         case .success(true): return promise.futureResult
         case .success(false): break
+        }
+        if command == .read, request.length <= Self.inlineLimit,
+           let buffer = Resource.readBufferIfCached(data, offset: request.offset, count: Int(request.length)) {
+            // In the page cache: answered on the event loop, without a trip through the thread pool.
+            mutable.withLockedValue { m in
+                m.inFlight -= 1
+                m.readBytes += UInt64(request.length)
+            }
+            promise.succeed(.data(buffer))
+            return promise.futureResult
         }
         let future: EventLoopFuture<NBDOutcome>
         if command == .blockStatus, mutable.withLockedValue({ $0.state.disk == .inconsistent }) {
@@ -265,25 +276,48 @@ extension Resource: NBDBackend {
         m.localWrites[id] = write
         let data = self.data
         let started = write
-        effects.append {
-            self.threadPool.submit { state in
-                guard state == .active else {
-                    self.localWriteFinished(id, error: NBDFailure(.shutdown, "thread pool stopped"))
-                    return
-                }
-                do {
-                    try Self.apply(kind: started.kind, range: started.range, payload: started.payload, fua: started.fua,
-                                   noHole: started.noHole, fastZero: started.fastZero, to: data)
-                    self.localWriteFinished(id, error: nil)
-                } catch let error as NBDFailure {
-                    self.localWriteFinished(id, error: error)
-                } catch {
-                    self.logger.error("write at \(started.range.lowerBound)+\(started.range.count): \(error)")
-                    let code: NBDError = (error as? SystemError)?.errno == .noSpace ? .noSpace : .io
-                    self.localWriteFinished(id, error: NBDFailure(code, "\(error)"))
-                }
+        let work: @Sendable (NIOThreadPool.WorkItemState) -> Void = { state in
+            guard state == .active else {
+                self.localWriteFinished(id, error: NBDFailure(.shutdown, "thread pool stopped"))
+                return
+            }
+            do {
+                try Self.apply(kind: started.kind, range: started.range, payload: started.payload, fua: started.fua,
+                               noHole: started.noHole, fastZero: started.fastZero, to: data)
+                self.localWriteFinished(id, error: nil)
+            } catch let error as NBDFailure {
+                self.localWriteFinished(id, error: error)
+            } catch {
+                self.logger.error("write at \(started.range.lowerBound)+\(started.range.count): \(error)")
+                let code: NBDError = (error as? SystemError)?.errno == .noSpace ? .noSpace : .io
+                self.localWriteFinished(id, error: NBDFailure(code, "\(error)"))
             }
         }
+        let inline = Self.writesInline(kind: started.kind, fua: started.fua, count: started.range.count)
+        effects.append {
+            if inline { work(.active) } else { self.threadPool.submit(work) }
+        }
+    }
+
+    /// Small buffered writes go to the page cache on the calling thread: a hand-off to the thread
+    /// pool (two thread wake-ups) costs more than the copy. Large ones, FUA, trim and zeroing (which
+    /// may wait for the disk) go to the pool.
+    static func writesInline(kind: PeerWrite.Kind, fua: Bool, count: Int) -> Bool {
+        kind == .data && !fua && count <= Int(inlineLimit)
+    }
+
+    /// Requests up to this size are tried on the calling thread first (cached reads; small writes).
+    static let inlineLimit: UInt32 = 128 * 1024
+
+    /// Reads `count` bytes at `offset` if they are all in the page cache; nil otherwise.
+    static func readBufferIfCached(_ data: BlockFile, offset: UInt64, count: Int) -> ByteBuffer? {
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        var ok = false
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { (p: UnsafeMutableRawBufferPointer) -> Int in
+            ok = data.readIfCached(into: UnsafeMutableRawBufferPointer(rebasing: p[0..<count]), at: offset)
+            return ok ? count : 0
+        }
+        return ok ? buffer : nil
     }
 
     /// Reads `count` bytes at `offset` into a new buffer (runs on the thread pool).

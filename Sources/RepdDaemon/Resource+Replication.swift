@@ -1,5 +1,6 @@
 import Crypto
 import NIOCore
+import NIOPosix
 import PeerProtocol
 import RepdConfig
 import RepdCore
@@ -412,8 +413,9 @@ extension Resource: PeerLinkDelegate {
     func startPeerApply(_ id: UInt64, _ m: inout Mutable, _ effects: inout Effects) {
         guard let apply = m.peerApplies[id] else { return }
         let data = self.data
+        let inline = Self.writesInline(kind: apply.kind, fua: apply.fua, count: apply.range.count)
         effects.append {
-            self.threadPool.submit { _ in
+            let run: @Sendable (NIOThreadPool.WorkItemState) -> Void = { _ in
                 var status: UInt32 = 0
                 do {
                     for segment in apply.segments where !segment.isEmpty {
@@ -428,6 +430,7 @@ extension Resource: PeerLinkDelegate {
                 }
                 self.peerApplyFinished(id, status: status)
             }
+            if inline { run(.active) } else { self.threadPool.submit(run) }
         }
     }
 

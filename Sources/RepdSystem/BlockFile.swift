@@ -84,6 +84,18 @@ public struct BlockFile: Sendable {
         }
     }
 
+    /// Fills `buffer` only if the data is in the page cache (never waits for the disk); false otherwise.
+    public func readIfCached(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) -> Bool {
+        var done = 0
+        while done < buffer.count {
+            let n = crepd_pread_nowait(fd, buffer.baseAddress! + done, buffer.count - done, Int64(offset) + Int64(done))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += Int(n)
+        }
+        return true
+    }
+
     public func read(count: Int, at offset: UInt64) throws(SystemError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         do {

@@ -10,4 +10,7 @@ int64_t crepd_seek_hole(int fd, int64_t offset);
 int crepd_o_direct(void);
 int crepd_getrandom(void *buf, size_t len);
 int crepd_pipe_cloexec(int fds[2]);
+/// pread that never waits for the disk (preadv2 with RWF_NOWAIT): -1 with EAGAIN when the data
+/// is not in the page cache.
+int64_t crepd_pread_nowait(int fd, void *buf, size_t len, int64_t offset);
 #endif
