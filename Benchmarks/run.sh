@@ -529,13 +529,14 @@ node_log() { echo "${NRUN[$1]}/${NRES[$1]}.log"; }
 save_log() { cp "$(node_log "$1")" "$OUT/logs/repd-$1.daemon.log" 2>/dev/null || true; }
 
 # The resource file: alpha 127.0.0.1:PORT, beta 127.0.0.2:PORT, external meta-disk
-# files (so the data files compare whole), protocol C. The resync controller may use the
-# whole link (DRBD's default c-max-rate of 100M would cap the sync comparison).
+# files (so the data files compare whole), protocol C. Resync at a fixed rate above what the
+# link can do (DRBD's defaults, a dynamic controller capped at 100 MiB/s, would cap the sync
+# comparison; an administrator tunes this the same way for an initial sync).
 write_res() {  # FILE RES PORT DIR
     cat >"$1" <<EOF
 resource $2 {
   net { protocol C; connect-int 1; ping-int 1; ping-timeout 10; timeout 30; cram-hmac-alg sha256; shared-secret "bench"; }
-  disk { c-max-rate 4G; c-fill-target 32M; c-min-rate 0; }
+  disk { c-plan-ahead 0; resync-rate 4G; c-min-rate 0; }
   on alpha { device /dev/repd0; disk $4/alpha.img; address 127.0.0.1:$3; meta-disk $4/alpha.md; }
   on beta  { device /dev/repd0; disk $4/beta.img;  address 127.0.0.2:$3; meta-disk $4/beta.md; }
 }

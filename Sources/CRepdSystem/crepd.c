@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <sys/random.h>
 #include <sys/uio.h>
+#include <malloc.h>
 #include "crepd.h"
 
 int crepd_fallocate(int fd, int mode, int64_t offset, int64_t length) { return fallocate(fd, mode, offset, length); }
@@ -15,3 +16,4 @@ int64_t crepd_pread_nowait(int fd, void *buf, size_t len, int64_t offset) {
     struct iovec iov = { .iov_base = buf, .iov_len = len };
     return preadv2(fd, &iov, 1, offset, RWF_NOWAIT);
 }
+void crepd_limit_malloc_arenas(int count) { mallopt(M_ARENA_MAX, count); }

@@ -13,6 +13,7 @@ public enum DaemonMain {
 
     public static func run(config: ResolvedResource, node: String, runDirectory: String, readyDescriptor: Int32?) async -> Outcome {
         ProcessSupport.ignoreSIGPIPE()
+        ProcessSupport.limitMallocArenas()
         let logger = Logger(label: config.name) { _ in RepdLogHandler(resource: config.name, node: node) }
         func fail(_ message: String) -> Outcome {
             logger.error("\(message)")

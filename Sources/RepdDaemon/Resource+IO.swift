@@ -62,7 +62,7 @@ extension Resource: NBDBackend {
         case .success(true): return promise.futureResult
         case .success(false): break
         }
-        if command == .read, request.length <= Self.inlineLimit,
+        if command == .read, request.length <= Self.inlineReadLimit,
            let buffer = Resource.readBufferIfCached(data, offset: request.offset, count: Int(request.length)) {
             // In the page cache: answered on the event loop, without a trip through the thread pool.
             mutable.withLockedValue { m in
@@ -293,7 +293,7 @@ extension Resource: NBDBackend {
                 self.localWriteFinished(id, error: NBDFailure(code, "\(error)"))
             }
         }
-        let inline = Self.writesInline(kind: started.kind, fua: started.fua, count: started.range.count)
+        let inline = Self.writesInline(kind: started.kind, fua: started.fua, count: started.range.count, replicated: started.replicated)
         effects.append {
             if inline { work(.active) } else { self.threadPool.submit(work) }
         }
@@ -302,12 +302,17 @@ extension Resource: NBDBackend {
     /// Small buffered writes go to the page cache on the calling thread: a hand-off to the thread
     /// pool (two thread wake-ups) costs more than the copy. Large ones, FUA, trim and zeroing (which
     /// may wait for the disk) go to the pool.
-    static func writesInline(kind: PeerWrite.Kind, fua: Bool, count: Int) -> Bool {
-        kind == .data && !fua && count <= Int(inlineLimit)
+    /// When the write is also replicated, large ones go to the pool all the same: the event loop
+    /// then keeps receiving and sending while another core copies into the page cache.
+    static func writesInline(kind: PeerWrite.Kind, fua: Bool, count: Int, replicated: Bool) -> Bool {
+        kind == .data && !fua && count <= Int(replicated ? inlineLimit : inlineWriteLimit)
     }
 
     /// Requests up to this size are tried on the calling thread first (cached reads; small writes).
     static let inlineLimit: UInt32 = 128 * 1024
+    /// Cached reads never wait for the disk: up to 1 MiB is copied on the event loop.
+    static let inlineReadLimit: UInt32 = 1 << 20
+    static let inlineWriteLimit: UInt32 = 1 << 20
 
     /// Reads `count` bytes at `offset` if they are all in the page cache; nil otherwise.
     static func readBufferIfCached(_ data: BlockFile, offset: UInt64, count: Int) -> ByteBuffer? {

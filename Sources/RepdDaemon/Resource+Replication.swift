@@ -22,7 +22,7 @@ extension Resource: PeerLinkDelegate {
             pingInterval: .seconds(Int64(max(1, net.pingIntervalSeconds))),
             pingTimeout: .milliseconds(Int64(max(1, net.pingTimeoutDeciseconds)) * 100),
             sendBufferSize: net.sndbufSize, receiveBufferSize: net.rcvbufSize)
-        let link = PeerLink(configuration: configuration, group: group, logger: logger, delegate: self,
+        let link = PeerLink(configuration: configuration, group: peerLoop, logger: logger, delegate: self,
                             mac: Resource.hmac, random: { ProcessSupport.randomUInt64() })
         self.link = link
         do {
@@ -413,7 +413,7 @@ extension Resource: PeerLinkDelegate {
     func startPeerApply(_ id: UInt64, _ m: inout Mutable, _ effects: inout Effects) {
         guard let apply = m.peerApplies[id] else { return }
         let data = self.data
-        let inline = Self.writesInline(kind: apply.kind, fua: apply.fua, count: apply.range.count)
+        let inline = Self.writesInline(kind: apply.kind, fua: apply.fua, count: apply.range.count, replicated: true)
         effects.append {
             let run: @Sendable (NIOThreadPool.WorkItemState) -> Void = { _ in
                 var status: UInt32 = 0
@@ -521,12 +521,12 @@ extension Resource: PeerLinkDelegate {
     func startResyncRead(_ id: UInt64, _ m: inout Mutable, _ effects: inout Effects) {
         guard let transfer = m.peer?.sync?.inFlight[id], let connection = m.peer?.connection else { return }
         let data = self.data
-        effects.append {
-            self.threadPool.submit { _ in
+        let checksums = m.peer?.sync?.checksumAlgorithm != nil
+        let work: @Sendable (ByteBuffer?) -> Void = { cached in
                 var buffer = ByteBuffer()
                 let ok: Bool
                 do {
-                    buffer = try Resource.readBuffer(data, offset: transfer.range.lowerBound, count: transfer.range.count)
+                    buffer = try cached ?? Resource.readBuffer(data, offset: transfer.range.lowerBound, count: transfer.range.count)
                     ok = true
                 } catch {
                     self.logger.error("resync read at \(transfer.range): \(error)")
@@ -555,6 +555,13 @@ extension Resource: PeerLinkDelegate {
                     }
                     for ready in m.tracker.markLocalDone(id) { self.startOperation(ready, &m, &effects) }
                 }
+        }
+        effects.append {
+            // Data in the page cache is sent from here; anything else is read on the thread pool.
+            if !checksums, let cached = Resource.readBufferIfCached(data, offset: transfer.range.lowerBound, count: transfer.range.count) {
+                work(cached)
+            } else {
+                self.threadPool.submit { _ in work(nil) }
             }
         }
     }

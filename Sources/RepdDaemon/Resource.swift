@@ -26,6 +26,10 @@ public final class Resource: @unchecked Sendable {
     let metadata: MetadataStore
     let size: UInt64
     let group: MultiThreadedEventLoopGroup
+    /// The event loop of the NBD clients and control socket, and the one of the peer link.
+    var clientLoop: any EventLoop { loops[0] }
+    var peerLoop: any EventLoop { loops[loops.count > 1 ? 1 : 0] }
+    private let loops: [any EventLoop]
     let threadPool: NIOThreadPool
     private(set) var nbd: NBDServer!
     private var control: ControlServer!
@@ -139,6 +143,7 @@ public final class Resource: @unchecked Sendable {
         if let limit = config.disk.sizeBytes, limit < usable { usable = limit - limit % Geometry.blockSize }
         self.size = usable
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        self.loops = Array(group.makeIterator())
         self.threadPool = NIOThreadPool(numberOfThreads: 8)
         var m = Mutable(
             superblock: superblock, bitmap: bitmap,
@@ -173,7 +178,8 @@ public final class Resource: @unchecked Sendable {
     public func start() async throws {
         threadPool.start()
         try recordUp()
-        nbd = NBDServer(group: group, backend: self)
+        // Clients on one event loop, the peer link on the other: under load both cores move data.
+        nbd = NBDServer(group: clientLoop, backend: self)
         control = ControlServer(group: group) { [weak self] request in
             guard let self else { return ControlReply(ok: false, message: "resource is shutting down") }
             return await self.handle(request)

@@ -257,6 +257,10 @@ public final class PeerLink: Sendable {
             _ = channel.setOption(ChannelOptions.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferSize))
         }
         _ = channel.setOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+        // Replicated writes and resync data come in frames of up to 1 MiB and more: read them in
+        // large pieces (fewer reads, fewer copies into the decoder's buffer).
+        _ = channel.setOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 2 << 20))
+        _ = channel.setOption(ChannelOptions.maxMessagesPerRead, value: 16)
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandlers([
                 ByteToMessageHandler(PeerFrameDecoder()),

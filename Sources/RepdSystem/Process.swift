@@ -181,3 +181,11 @@ extension ProcessSupport {
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(msText)Z"
     }
 }
+
+extension ProcessSupport {
+    /// The daemon's threads share a few malloc arenas instead of one each: less memory kept
+    /// around for little contention (the data path allocates little).
+    public static func limitMallocArenas(_ count: Int32 = 2) {
+        crepd_limit_malloc_arenas(count)
+    }
+}

@@ -13,4 +13,6 @@ int crepd_pipe_cloexec(int fds[2]);
 /// pread that never waits for the disk (preadv2 with RWF_NOWAIT): -1 with EAGAIN when the data
 /// is not in the page cache.
 int64_t crepd_pread_nowait(int fd, void *buf, size_t len, int64_t offset);
+/// Caps glibc's malloc arenas (one per thread by default, each keeping its own free memory).
+void crepd_limit_malloc_arenas(int count);
 #endif
