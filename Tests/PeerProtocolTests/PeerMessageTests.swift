@@ -41,7 +41,7 @@ final class PeerMessageTests: XCTestCase {
                 } else {
                     XCTAssertNil(bulk)
                 }
-            case .syncData, .bitmapPage:
+            case .syncData, .bitmapPage, .dataReply:
                 XCTAssertNotNil(bulk, "\(message.type)")
             default:
                 XCTAssertNil(bulk, "\(message.type)")
