@@ -303,6 +303,9 @@ run_jobs() {
             --size="$SIZE_BYTES" --time_based=1 --runtime="$RUNTIME" --ramp_time="$RAMP"
             "$@" --output-format=json --output="$json")
         echo "$target $name: fio ${args[*]}" >>"$COMMANDS"
+        # Dirty pages of the previous job are written back first, for every target alike: the
+        # previous job's writeback would otherwise slow this one down by chance.
+        flush_disks
         rc=0
         (cd "$WORK" && exec timeout -k 10 $((RUNTIME + RAMP + 120)) fio "${args[@]}") \
             >"$OUT/logs/$target-$name.log" 2>&1 </dev/null &
