@@ -2,9 +2,18 @@
 # Installs what repd needs to build and test on Debian 12 (run as root; no input needed).
 # The Swift 6 toolchain itself must already be on PATH (it is not a Debian package).
 set -euo pipefail
+# Every tool a test asks for with require_tool is here (under CI=true a missing one is a failure):
+#   libnbd-bin: nbdinfo nbdcopy nbdfuse; python3-libnbd: nbdsh and python3's `import nbd`;
+#   qemu-utils: qemu-io qemu-img; fio (with its nbd engine); lvm2: pvcreate vgcreate vgs ...;
+#   e2fsprogs: mkfs.ext4 debugfs e2fsck; fuse3: fusermount3; mount: mount umount losetup;
+#   util-linux: blockdev setsid; iproute2: ip ss; coreutils: timeout numfmt sha256sum head;
+#   diffutils: cmp; qemu-system-x86: qemu-system-x86_64 (two-node-gfs2.sh's guests).
+# Only real packages: Debian 12's `nbdfuse` is a name libnbd-bin provides, which dpkg never
+# reports installed, so listing it made every run an apt-get update.
 packages=(
-  libnbd-dev libnbd-bin nbdkit nbdfuse python3-libnbd qemu-utils fio
-  lvm2 e2fsprogs fuse3 socat util-linux iproute2 tmux pkg-config
+  libnbd-dev libnbd-bin nbdkit python3 python3-libnbd qemu-utils fio
+  lvm2 e2fsprogs fuse3 socat mount util-linux iproute2 coreutils diffutils tmux pkg-config
+  qemu-system-x86
   qemu-system-common   # qemu-storage-daemon, for Benchmarks/run.sh
 )
 missing=()

@@ -2,8 +2,9 @@
 # tests/lib.sh - helpers sourced by every tests/*.sh integration test.
 #
 # Modelled on nbdkit's tests/functions.sh: one script per behaviour,
-# exit 0 = pass, 1 = fail, 77 = skip, and cleanup that always runs (EXIT
-# trap), even when the test fails half way through.
+# exit 0 = pass, 1 = fail, 77 = skip (a failure under CI=true), and
+# cleanup that always runs (EXIT trap), even when the test fails half way
+# through.
 #
 # Usage in a test:
 #
@@ -17,6 +18,8 @@
 # Environment:
 #   REPD                 path of the repd binary (default:
 #                        <git toplevel>/.build/release/repd)
+#   CI=true              a skip (missing tool, root, device, ...) is a
+#                        failure, exit 1: CI installs what the tests need
 #   REPD_TEST_KEEP=1     keep the per-test temp dir (for debugging)
 #   REPD_TEST_MD_SIZE    size of the external meta-disk file (default 16M)
 #   REPD_TEST_FAIL_AT=NAME
@@ -65,11 +68,21 @@ fail() {
     exit 1
 }
 
+# In CI (CI=true) a skip is a failure: CI installs every tool the tests
+# need and runs as root, so a test that would skip there hides a broken
+# setup.  require_tool, require_root, require_dev and require_python_nbd
+# all end here.
 skip() {
+    if _in_ci; then
+        echo "FAIL: $TEST_NAME: would skip, but CI=true makes a skip a failure: $*" >&9
+        _REPORTED=1
+        exit 1
+    fi
     echo "SKIP: $TEST_NAME: $*" >&8
     _REPORTED=1
     exit 77
 }
+_in_ci() { [ "${CI:-}" = true ]; }
 
 # Print a file (or its last N lines) indented, for failure reports.
 show_file() {  # FILE [LINES]
