@@ -16,11 +16,16 @@ let nioConcurrency: Target.Dependency = .product(name: "NIOConcurrencyHelpers", 
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
 
+// The engine and the simulator are optimised in debug builds too: `swift test` runs thousands of
+// simulated schedules, and unoptimised Swift is ten times slower at it.
+let optimized: [SwiftSetting] = [.unsafeFlags(["-O"])]
+
 let package = Package(
     name: "repd",
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "repd", targets: ["repd"]),
+        .executable(name: "repd-sim", targets: ["repd-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
@@ -39,10 +44,17 @@ let package = Package(
         .target(name: "CRepdSystem"),
         .target(name: "RepdSystem", dependencies: ["CRepdSystem", systemPackage]),
         .target(name: "RepdStorage", dependencies: ["RepdCore", "RepdSystem", "RepdConfig"]),
+        // The replication logic as a deterministic state machine: no I/O, no clock (see Engine.swift).
+        .target(name: "RepdEngine", dependencies: ["RepdCore", "PeerProtocol", nioCore], swiftSettings: optimized),
+        // Two engines against simulated disks, link and applications, through seeded fault schedules.
+        .target(name: "RepdSimulation", dependencies: ["RepdEngine", "RepdCore", "PeerProtocol", nioCore], swiftSettings: optimized),
+        .executableTarget(name: "repd-sim", dependencies: [
+            "RepdSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .target(name: "RepdNet", dependencies: ["RepdCore", "NBDProtocol", "PeerProtocol", "ControlProtocol", "RepdSystem", nioCore, nioPosix, nioConcurrency, logging]),
         .target(name: "RepdDaemon", dependencies: [
             "RepdCore", "RepdConfig", "NBDProtocol", "PeerProtocol", "ControlProtocol", "RepdSystem", "RepdStorage", "RepdNet",
-            nioCore, nioPosix, nioConcurrency, logging, .product(name: "Crypto", package: "swift-crypto"),
+            "RepdEngine", nioCore, nioPosix, nioConcurrency, logging, .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "repd", dependencies: [
             "RepdCore", "RepdConfig", "ControlProtocol", "RepdStorage", "RepdDaemon", "RepdSystem",
@@ -58,6 +70,8 @@ let package = Package(
             "PeerProtocol", "RepdCore", nioCore,
             .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOTestUtils", package: "swift-nio"),
         ]),
+        .testTarget(name: "RepdEngineTests", dependencies: ["RepdEngine", "RepdCore", "PeerProtocol", nioCore]),
+        .testTarget(name: "RepdSimulationTests", dependencies: ["RepdSimulation", "RepdEngine"]),
         .testTarget(name: "IntegrationTests", dependencies: ["CNBD", "RepdCore"]),
     ],
     swiftLanguageModes: [.v6]

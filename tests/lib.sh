@@ -143,6 +143,22 @@ require_dev() {  # /dev/NODE...
     done
 }
 
+# The shared VM harness (shared/vm beside the repository): REPD_VM_DIR, else
+# ../shared/vm from the repository's top, else /work/shared/vm (a clone made
+# elsewhere, e.g. /tmp/ci-check, on the development machine).  Prints the
+# directory; fails if none holds the harness.
+vm_harness_dir() {
+    local top d
+    top=$(git -C "$TESTS_DIR" rev-parse --show-toplevel 2>/dev/null) || top=$(dirname "$TESTS_DIR")
+    for d in ${REPD_VM_DIR:+"$REPD_VM_DIR"} "$top/../shared/vm" /work/shared/vm; do
+        if [ -r "$d/scenario-cluster.sh" ] && [ -r "$d/build-initramfs.sh" ] && [ -r "$d/run-guest.sh" ]; then
+            (cd "$d" && pwd)
+            return 0
+        fi
+    done
+    return 1
+}
+
 # --------------------------------------------------------------------------
 # Bounded waiting.  Every wait in the suite goes through this.
 

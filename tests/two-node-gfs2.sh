@@ -21,11 +21,7 @@ source "$(dirname "$0")/lib.sh"
 require_root
 require_tool timeout setsid cmp nbdinfo
 _top=$(git -C "$TESTS_DIR" rev-parse --show-toplevel 2>/dev/null) || _top=$(dirname "$TESTS_DIR")
-VMDIR="$_top/../shared/vm"
-if [ ! -r "$VMDIR/scenario-cluster.sh" ] || [ ! -r "$VMDIR/build-initramfs.sh" ]; then
-    skip "no VM harness at $VMDIR (shared/ is not beside the repository)"
-fi
-VMDIR=$(cd "$VMDIR" && pwd)
+VMDIR=$(vm_harness_dir) || skip "no VM harness (looked in REPD_VM_DIR, $_top/../shared/vm and /work/shared/vm)"
 VM_TIMEOUT=${REPD_VM_TIMEOUT:-240}
 
 # ---- the harness: packages, kernel, initramfs (cached in its WORKDIR) --------------

@@ -25,6 +25,14 @@ public struct NBDNegotiation: Sendable {
     private var state: State = .awaitingClientFlags
     private var noZeroes = false
     private var structuredReplies = false
+
+    /// The export's transmission flags as this client may see them: NBD_FLAG_SEND_DF only once
+    /// structured replies are negotiated (the spec says a server MUST NOT set it otherwise).
+    func advertisedFlags(_ export: NBDExportInfo) -> NBD.TransmissionFlags {
+        var flags = export.flags
+        if !structuredReplies { flags.remove(.sendDF) }
+        return flags
+    }
     private var metaContexts: [UInt32: String] = [:]
     private let exports: [NBDExportInfo]
 
@@ -105,7 +113,7 @@ public struct NBDNegotiation: Sendable {
             }
             var out = ByteBuffer()
             out.writeInteger(export.size)
-            out.writeInteger(export.flags.rawValue)
+            out.writeInteger(advertisedFlags(export).rawValue)
             if !noZeroes { out.writeRepeatingByte(0, count: 124) }
             state = .finished
             return .transmit(out, session(for: export))
@@ -165,7 +173,7 @@ public struct NBDNegotiation: Sendable {
         var info = ByteBuffer()
         info.writeInteger(NBD.Info.export.rawValue)
         info.writeInteger(export.size)
-        info.writeInteger(export.flags.rawValue)
+        info.writeInteger(advertisedFlags(export).rawValue)
         out.writeImmutableBuffer(Self.reply(raw, .info, payload: info))
         if requested.contains(NBD.Info.name.rawValue) {
             var p = ByteBuffer()

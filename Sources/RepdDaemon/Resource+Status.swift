@@ -1,39 +1,40 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ControlProtocol
 import RepdCore
+import RepdEngine
 import RepdSystem
 
+/// `repd status` from a copy of the engine's state, taken under the lock.
 extension Resource {
     func status() -> ResourceStatus {
-        let m = mutable.withLockedValue { $0 }
-        let s = m.state
+        let e = state.withLockedValue { $0.engine }
+        let s = e.state
+        let m = e.metadata
         let blockKiB = Geometry.blockSize / 1024
         let outOfSyncKiB = UInt64(m.bitmap.outOfSyncCount) * blockKiB
-        let sizeKiB = m.exportSize / 1024
+        let sizeKiB = e.exportSize / 1024
         var device = ResourceStatus.Device(
             minor: config.local.minor ?? 0, diskState: s.disk.rawValue, size: sizeKiB,
-            read: m.readBytes / 1024, written: m.writtenBytes / 1024, alWrites: m.alWrites, bmWrites: m.bitmapWrites,
-            upperPending: m.inFlight, lowerPending: m.pendingWrites, backingDisk: config.local.disk)
+            read: e.counters.readBytes / 1024, written: e.counters.writtenBytes / 1024,
+            alWrites: e.counters.activityLogWrites, bmWrites: e.counters.bitmapWrites,
+            upperPending: e.inFlight, lowerPending: e.writes.pendingWrites, backingDisk: config.local.disk)
         device.currentUUID = GenerationIdentifiers.text(m.superblock.generation.current)
         device.bitmapUUID = GenerationIdentifiers.text(m.superblock.generation.bitmap)
         device.historyUUIDs = m.superblock.generation.history.map { GenerationIdentifiers.text($0) }
         device.metadataFlags = GenerationExplanation.Flags(m.superblock.flags).names
-        device.lastVerifyOutOfSyncKiB = m.lastVerify?.outOfSyncKiB
-        device.lastVerifyFinishedAt = m.lastVerify?.at
+        device.lastVerifyOutOfSyncKiB = e.link.lastVerify?.outOfSyncKiB
+        device.lastVerifyFinishedAt = e.link.lastVerify?.at
         var connections: [ResourceStatus.Connection] = []
         var notes: [String] = []
         if let peer = config.peer {
             let percent = sizeKiB == 0 ? 100 : Double(sizeKiB - min(sizeKiB, outOfSyncKiB)) * 100 / Double(sizeKiB)
-            let unacked = m.localWrites.values.filter { $0.replicated && !$0.peerDone }.count
+            let unacked = e.unacknowledgedWrites
             var peerDevice = ResourceStatus.PeerDevice(
                 replicationState: s.replication.rawValue, peerDiskState: s.peerDisk.rawValue,
-                received: m.receivedBytes / 1024, sent: m.sentBytes / 1024, outOfSync: outOfSyncKiB,
-                pending: m.peerApplies.count, unacked: unacked, percentInSync: (percent * 100).rounded() / 100)
-            peerDevice.hasSyncDetails = m.peer?.sync != nil
+                received: e.counters.receivedBytes / 1024, sent: e.counters.sentBytes / 1024, outOfSync: outOfSyncKiB,
+                pending: e.peerWritesInFlight, unacked: unacked, percentInSync: (percent * 100).rounded() / 100)
+            peerDevice.hasSyncDetails = e.session?.resync != nil
             let now = ProcessSupport.monotonicNanoseconds()
-            if let sync = m.peer?.sync {
+            if let sync = e.session?.resync {
                 let samples = sync.samples
                 func window(_ count: Int) -> (ms: UInt64, kib: UInt64) {
                     guard let first = samples.suffix(count).first, let last = samples.last, last.at > first.at else { return (0, 0) }
@@ -48,12 +49,12 @@ extension Resource {
                     elapsedMs: (now - min(now, sync.startedAt)) / 1_000_000, pausedMs: paused / 1_000_000,
                     windowMs: long.ms, windowKiB: long.kib, shortWindowMs: short.ms, shortWindowKiB: short.kib,
                     sameChecksumKiB: sync.sameBlocks * blockKiB, wantKiBPerSecond: want,
-                    decision: m.peer?.decision?.explanation))
+                    decision: e.session?.decision?.explanation))
                 var suspended: [String] = []
-                if m.userPausedSync { suspended.append("user") }
-                if m.peer?.peerPausedSync == true { suspended.append("peer") }
+                if e.link.userPausedSync { suspended.append("user") }
+                if e.session?.peerPausedSync == true { suspended.append("peer") }
                 peerDevice.resyncSuspended = suspended.isEmpty ? "no" : suspended.joined(separator: ",")
-            } else if let verify = m.peer?.verify, verify.source {
+            } else if let verify = e.session?.verify, verify.source {
                 let elapsed = (now - min(now, verify.startedAt)) / 1_000_000
                 peerDevice.setSyncDetails(SyncRun(
                     kind: .verify, totalKiB: verify.totalBlocks * blockKiB, elapsedMs: elapsed,
@@ -62,29 +63,29 @@ extension Resource {
                     verifyPosition: UInt64(verify.cursor) * Geometry.blockSize,
                     verifyOutOfSyncKiB: verify.outOfSyncBlocks * blockKiB))
             }
-            let rsInFlight = m.peer?.sync?.inFlightBytes ?? 0
+            let rsInFlight = e.session?.resync?.inFlightBytes ?? 0
             var connection = ResourceStatus.Connection(
                 peerNodeID: peer.nodeId ?? 1, name: peer.names.first ?? "peer", connectionState: s.connection.rawValue,
                 peerRole: s.peerRole.rawValue, apInFlight: unacked, rsInFlight: rsInFlight / 1024, peerDevices: [peerDevice],
                 replicationProtocol: config.net.protocol.rawValue, peerAddress: "\(peer.address)")
-            if m.splitBrain != nil && m.standAloneAfterSplitBrain && s.connection != .connected {
+            if e.link.splitBrain != nil && e.link.standAloneAfterSplitBrain && s.connection != .connected {
                 connection.splitBrain = true
                 connection.resolveCommand = "repd secondary \(config.name) && repd connect --discard-my-data \(config.name)"
             }
             connections.append(connection)
-            if let splitBrain = m.splitBrain, s.connection != .connected {
-                notes.append("\(splitBrain)")
+            if let splitBrain = e.link.splitBrain, s.connection != .connected {
+                notes.append(splitBrain)
             } else if s.connection != .connected {
                 notes.append("running alone: peer \(peer.names.first ?? "peer") (\(peer.address)) is not connected")
             }
-            if let message = m.linkMessage, m.splitBrain == nil, s.connection != .connected {
+            if let message = e.link.message, e.link.splitBrain == nil, s.connection != .connected {
                 notes.append(message)
             }
-            if s.connection == .standAlone && m.splitBrain == nil {
+            if s.connection == .standAlone && e.link.splitBrain == nil {
                 notes.append("StandAlone: the link stays down until an operator resolves the situation")
             }
         }
-        if s.disk == .inconsistent && m.peer?.sync == nil {
+        if s.disk == .inconsistent && e.session?.resync == nil {
             notes.append("disk Inconsistent: make one node the sync source with `repd primary --force \(config.name)`")
         }
         return ResourceStatus(

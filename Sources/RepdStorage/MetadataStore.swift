@@ -159,6 +159,11 @@ public final class MetadataStore: @unchecked Sendable {
         }
     }
 
+    /// Writes one bitmap page (4 KiB) as the engine handed it over, without syncing.
+    public func writeBitmapPage(index: Int, bytes: [UInt8]) throws(SystemError) {
+        try file.write(bytes, at: layout.metadataOffset + layout.bitmapOffset + UInt64(index) * 4096)
+    }
+
     /// Reads every block of the activity-log ring; a damaged block is a failure in its place.
     public func readActivityLog() throws(SystemError) -> [Result<ActivityLogTransaction?, MetadataError>] {
         let bytes = try file.read(count: Int(layout.activityLogSize), at: layout.metadataOffset + layout.activityLogOffset)

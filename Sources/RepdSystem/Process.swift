@@ -44,6 +44,11 @@ public enum ProcessSupport {
         _ = kill(pid, signal)
     }
 
+    /// Ignores a signal (a dispatch source then receives it instead of the default action).
+    public static func ignoreSignal(_ number: Int32) {
+        signal(number, SIG_IGN)
+    }
+
     public static func ignoreSIGPIPE() {
         signal(SIGPIPE, SIG_IGN)
     }

@@ -1,0 +1,234 @@
+import Dispatch
+import NBDProtocol
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import PeerProtocol
+import RepdCore
+import RepdEngine
+import RepdNet
+import RepdStorage
+import RepdSystem
+
+/// What the driver keeps next to the engine, under the same lock: who waits for which answer.
+struct DriverState {
+    var engine: Engine
+    var promises: [ClientRequestID: EventLoopPromise<NBDOutcome>] = [:]
+    var commands: [CommandID: CheckedContinuation<(ok: Bool, message: String), Never>] = [:]
+    var connections: [ConnectionID: PeerConnection] = [:]
+    var nextRequest: ClientRequestID = 1
+    var nextCommand: CommandID = 1
+}
+
+/// An action with what the lock had to look up for it.
+enum ResolvedAction {
+    case action(Action)
+    case complete(EventLoopPromise<NBDOutcome>, ClientResult)
+    case reply(CheckedContinuation<(ok: Bool, message: String), Never>, Bool, String)
+    case send(PeerConnection, PeerMessage, reportSent: UInt64?)
+    case close(PeerConnection, reason: String)
+    case standAlone(PeerConnection?, reason: String)
+}
+
+/// The driver: feeds events to the engine under the lock and carries out the actions it returns
+/// without the lock. Local data I/O runs inline (cached reads, small writes) or on the thread pool,
+/// metadata writes on one serial queue, sends on the connection's event loop. Results come back as
+/// events; completions found while carrying out actions are fed in the same loop, not recursively.
+extension Resource {
+    /// Feeds an event (and those its actions produce inline) to the engine.
+    func feed(_ first: Event, registering promise: (ClientRequestID, EventLoopPromise<NBDOutcome>)? = nil) {
+        var queue: [Event] = [first]
+        var index = 0
+        var registration = promise
+        while index < queue.count {
+            let event = queue[index]
+            index += 1
+            let resolved = state.withLockedValue { s -> [ResolvedAction] in
+                if let (id, promise) = registration {
+                    s.promises[id] = promise
+                    registration = nil
+                }
+                return Self.resolve(s.engine.handle(event), &s)
+            }
+            execute(resolved, followUps: &queue)
+        }
+    }
+
+    /// Looks up, under the lock, the promise, continuation or connection an action names.
+    static func resolve(_ actions: [Action], _ s: inout DriverState) -> [ResolvedAction] {
+        var resolved: [ResolvedAction] = []
+        resolved.reserveCapacity(actions.count)
+        for action in actions {
+            switch action {
+            case .complete(let id, let result):
+                if let promise = s.promises.removeValue(forKey: id) { resolved.append(.complete(promise, result)) }
+            case .reply(let id, let ok, let message):
+                if let continuation = s.commands.removeValue(forKey: id) { resolved.append(.reply(continuation, ok, message)) }
+            case .send(let id, let message, let reportSent):
+                if let connection = s.connections[id] { resolved.append(.send(connection, message, reportSent: reportSent)) }
+            case .dropConnection(let id, let reason):
+                if let connection = s.connections[id] { resolved.append(.close(connection, reason: reason)) }
+            case .goStandAlone(let reason):
+                resolved.append(.standAlone(s.engine.session.flatMap { s.connections[$0.connection] }, reason: reason))
+            default:
+                resolved.append(.action(action))
+            }
+        }
+        return resolved
+    }
+
+    func execute(_ actions: [ResolvedAction], followUps: inout [Event]) {
+        // The last message sent on each connection in this batch: a close waits for it to be written.
+        var lastSent: [ConnectionID: EventLoopFuture<Void>] = [:]
+        for resolved in actions {
+            switch resolved {
+            case .complete(let promise, let result):
+                complete(promise, result)
+            case .reply(let continuation, let ok, let message):
+                continuation.resume(returning: (ok, message))
+            case .send(let connection, let message, let reportSent):
+                let sent = connection.send(message)
+                lastSent[connection.id] = sent
+                if let sequence = reportSent {
+                    let id = connection.id
+                    sent.whenComplete { _ in self.feed(.peerSent(id, sequence: sequence)) }
+                }
+            case .close(let connection, let reason):
+                logger.warning("closing the connection to the peer: \(reason)")
+                Self.afterSends(lastSent[connection.id], on: connection) { connection.close() }
+            case .standAlone(let connection, let reason):
+                // The peer learns why (the error message goes first), then the link stays down.
+                let link = self.link
+                if let connection {
+                    Self.afterSends(lastSent[connection.id], on: connection) { link?.goStandAlone(reason: reason) }
+                } else {
+                    link?.goStandAlone(reason: reason)
+                }
+            case .action(let action):
+                perform(action, followUps: &followUps)
+            }
+        }
+    }
+
+    /// Runs `body` once `sent` (if any) is written, else after what is queued on the connection's loop.
+    static func afterSends(_ sent: EventLoopFuture<Void>?, on connection: PeerConnection, _ body: @escaping @Sendable () -> Void) {
+        if let sent {
+            sent.whenComplete { _ in body() }
+        } else {
+            connection.channel.eventLoop.execute(body)
+        }
+    }
+
+    private func perform(_ action: Action, followUps: inout [Event]) {
+        switch action {
+        case .readLocal(let token, let range, let kind):
+            if kind == .data, let buffer = disk.readIfCached(offset: range.lowerBound, count: range.count) {
+                // In the page cache: answered here, without a trip through the thread pool.
+                followUps.append(.readDone(token, .success(ReadOutcome(data: buffer))))
+            } else {
+                let disk = self.disk
+                threadPool.submit { _ in self.feed(.readDone(token, disk.perform(kind, range: range))) }
+            }
+        case .writeLocal(let token, let write):
+            if LocalDisk.writesInline(write) {
+                followUps.append(.writeDone(token, disk.perform(write)))
+            } else {
+                let disk = self.disk
+                threadPool.submit { state in
+                    let failure = state == .active ? disk.perform(write) : IOFailure(.shutdown, "thread pool stopped")
+                    self.feed(.writeDone(token, failure))
+                }
+            }
+        case .syncLocal(let token):
+            let disk = self.disk
+            threadPool.submit { _ in self.feed(.syncDone(token, disk.sync())) }
+        case .persist(let token, let write):
+            let store = metadataStore
+            let disk = self.disk
+            metadataQueue.async {
+                let failure = write.syncDataFirst ? disk.sync() ?? Self.write(write, to: store) : Self.write(write, to: store)
+                self.feed(.persisted(token, failure))
+            }
+        case .resumeConnecting:
+            link?.connect()
+        case .runHandler(let token, let name, let environment):
+            runHandler(token, name: name, environment: environment)
+        case .log(let level, let message):
+            switch level {
+            case .info: logger.info("\(message)")
+            case .warning: logger.warning("\(message)")
+            case .error: logger.error("\(message)")
+            }
+        case .complete, .reply, .send, .dropConnection, .goStandAlone:
+            break // resolved under the lock
+        }
+    }
+
+    private func complete(_ promise: EventLoopPromise<NBDOutcome>, _ result: ClientResult) {
+        switch result {
+        case .done: promise.succeed(.done)
+        case .data(let buffer): promise.succeed(.data(buffer))
+        case .extents(let runs):
+            let holeFlags: UInt32 = NBD.stateHole | NBD.stateZero
+            promise.succeed(.extents(runs.map { (length: UInt32(clamping: $0.length), flags: $0.hole ? holeFlags : 0) }))
+        case .failed(let error, let message):
+            promise.fail(NBDFailure(Self.nbdError(error), message))
+        }
+    }
+
+    static func nbdError(_ error: ClientError) -> NBDError {
+        switch error {
+        case .io: .io
+        case .permission: .permission
+        case .noSpace: .noSpace
+        case .invalid: .invalid
+        case .notSupported: .notSupported
+        case .shutdown: .shutdown
+        }
+    }
+
+    /// Writes metadata in the order `MetadataWrite` documents; stops at the first failure.
+    static func write(_ write: MetadataWrite, to store: MetadataStore) -> IOFailure? {
+        do throws(SystemError) {
+            for page in write.bitmapPages { try store.writeBitmapPage(index: page.index, bytes: page.bytes) }
+            if write.syncBitmap { try store.sync() }
+            for entry in write.activityLog { try store.writeActivityLog(entry.transaction, ringSlot: entry.ringSlot) }
+            if let superblock = write.superblock { try store.writeSuperblock(superblock) }
+            return nil
+        } catch {
+            return IOFailure(.io, "\(error)")
+        }
+    }
+
+    /// Runs a configured handler in the background, bounded in time; its result comes back as an event.
+    private func runHandler(_ token: IOToken, name: String, environment: [String: String]) {
+        guard let command = config.handlers[name] else {
+            feed(.handlerFinished(token, .failed("not configured")))
+            return
+        }
+        let logPath = run.logFile
+        logger.info("running the \(name) handler: \(command)")
+        DispatchQueue.global().async {
+            let result = HandlerRunner.run(command: command, environment: environment, logPath: logPath, timeoutSeconds: Self.handlerTimeoutSeconds)
+            switch result {
+            case .exited(let status): self.feed(.handlerFinished(token, .exited(status)))
+            default: self.feed(.handlerFinished(token, .failed("\(result)")))
+            }
+        }
+    }
+
+    static let handlerTimeoutSeconds = 60
+
+    /// Runs a command through the engine and waits for its answer.
+    func command(_ command: OperatorCommand) async -> (ok: Bool, message: String) {
+        await withCheckedContinuation { continuation in
+            let id = state.withLockedValue { s -> CommandID in
+                let id = s.nextCommand
+                s.nextCommand += 1
+                s.commands[id] = continuation
+                return id
+            }
+            feed(.command(id, command))
+        }
+    }
+}

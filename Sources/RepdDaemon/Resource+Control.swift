@@ -1,0 +1,29 @@
+import ControlProtocol
+import RepdEngine
+
+/// The control socket: status is read from the engine's state; every other command is an engine
+/// event, answered by its `reply` action.
+extension Resource {
+    func handle(_ request: ControlRequest) async -> ControlReply {
+        let command: OperatorCommand
+        switch request.command {
+        case .status:
+            return ControlReply(ok: true, status: status())
+        case .down:
+            requestStop()
+            return ControlReply(ok: true, message: "\(config.name): going down")
+        case .primary: command = .primary(force: request.force)
+        case .secondary: command = .secondary
+        case .pauseSync: command = .pauseSync
+        case .resumeSync: command = .resumeSync
+        case .invalidate: command = .invalidate(full: request.option ?? true)
+        case .invalidateRemote: command = .invalidateRemote(full: request.option ?? true)
+        case .verify: command = .verify
+        case .newCurrentUUID: command = .newCurrentUUID(clearBitmap: request.option ?? false)
+        case .connect: command = .connect(discardMyData: request.option ?? false, dryRun: request.dryRun ?? false)
+        case .disconnect: command = .disconnect
+        }
+        let answer = await self.command(command)
+        return ControlReply(ok: answer.ok, message: answer.message, status: status())
+    }
+}

@@ -1,0 +1,72 @@
+import PeerProtocol
+import RepdCore
+
+/// DRBD's replication protocols: when a replicated write completes.
+public enum ReplicationMode: String, Sendable, Hashable {
+    /// When the local write is done and the peer's copy has been sent.
+    case A
+    /// When the local write is done and the peer has received its copy.
+    case B
+    /// When both disks have the write.
+    case C
+}
+
+/// The settings of one resource the engine acts on: pure values, taken from the resource file by
+/// the daemon (or chosen by the simulator).
+public struct EngineConfiguration: Sendable {
+    public var resource: String
+    public var node: String
+    /// The peer's node name; nil when the resource has no peer.
+    public var peerNode: String?
+    /// Bytes of the local disk the resource uses (after `size`).
+    public var usableSize: UInt64
+    public var replication: ReplicationMode = .C
+    public var allowTwoPrimaries = false
+    /// A replicated write the peer leaves unacknowledged longer than this drops the link (`timeout`).
+    public var ackTimeoutNanoseconds: UInt64 = 6_000_000_000
+    public var splitBrainPolicies = SplitBrainPolicies()
+    public var rrConflict: RRConflict = .disconnect
+    public var csumsAlgorithm: String?
+    public var verifyAlgorithm: String?
+    public var resync = ResyncController.Settings(
+        fixedRate: 250 * 1024, planAhead: 20, fillTarget: 100 * 512, delayTarget: 10, maxRate: 100 << 20, minRate: 250 * 1024)
+    /// Activity-log slots (already clamped to what the metadata can describe).
+    public var activityLogExtents = 1237
+    /// The handlers the resource file defines (others are never started).
+    public var handlers: Set<String> = []
+    /// `become-primary-on` names this node (or both).
+    public var becomePrimaryOnStart = false
+    /// `wfc-timeout` seconds (0: wait for the peer forever).
+    public var waitForConnectionSeconds = 0
+    /// Environment of every handler besides the engine's own variables (DRBD_MINOR, addresses, ...).
+    public var handlerEnvironment: [String: String] = [:]
+    /// How many bytes of replicated writes may wait for the peer's durability confirmation before
+    /// the primary asks for one (besides once every tick).
+    public var barrierBytes = 8 << 20
+    /// Lazy bitmap writes: every this many nanoseconds.
+    public var bitmapFlushInterval: UInt64 = 2_000_000_000
+
+    public init(resource: String, node: String, peerNode: String?, usableSize: UInt64) {
+        self.resource = resource
+        self.node = node
+        self.peerNode = peerNode
+        self.usableSize = usableSize
+    }
+
+    /// The digest algorithms verify and csums-alg can use.
+    public static let digestAlgorithms = ["crc32c", "md5", "sha1", "sha256"]
+
+    public static func digestLength(_ algorithm: String) -> Int {
+        switch algorithm {
+        case "md5": 16
+        case "sha1": 20
+        case "sha256": 32
+        default: 4
+        }
+    }
+
+    /// Blocks compared per request: their digests, concatenated, fit one reply.
+    public static func blocksPerDigestRequest(_ algorithm: String) -> Int {
+        max(1, PeerWire.maximumDigestLength / digestLength(algorithm))
+    }
+}

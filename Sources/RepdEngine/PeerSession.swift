@@ -1,0 +1,484 @@
+import NIOCore
+import PeerProtocol
+import RepdCore
+
+/// Blocks the peer has acknowledged whose durability there is not confirmed yet: a barrier (a
+/// flush with a sequence of at least `threshold`) confirms them.
+struct DurabilityEntry: Sendable {
+    let threshold: UInt64
+    let range: Range<UInt64>
+    /// The application write (tracker id) whose activity-log extents stay hot until then, if any.
+    var write: UInt64? = nil
+}
+
+/// A flush from the peer, waiting for the writes received before it to be done here.
+struct PeerFlushWait: Sendable {
+    let sequence: UInt64
+    var waitingFor: Set<UInt64>
+}
+
+/// The connected peer and what is in flight with it. Everything here ends with the connection.
+public struct PeerSession: Sendable {
+    public let connection: ConnectionID
+    public let peerNode: String
+    /// This node resolves concurrent-write conflicts (the link's leader).
+    public let localResolves: Bool
+    /// The peer's state as last reported; nil until the first report.
+    public internal(set) var report: PeerStateReport?
+    /// Numbers writes and barriers on this connection.
+    var nextSequence: UInt64 = 1
+    var writesBySequence: [UInt64: UInt64] = [:]
+    public internal(set) var decision: SyncDecision?
+    var peerBitmapDone = false
+    public internal(set) var resync: ResyncState?
+    public internal(set) var verify: VerifyState?
+    /// The peer's operator paused resync (`pause-sync` there).
+    public internal(set) var peerPausedSync = false
+    /// Barriers sent and not acknowledged: sequence -> the client flush it belongs to, if any.
+    var barriers: [UInt64: UInt64?] = [:]
+    /// Acknowledged writes: out of sync if the link breaks before a barrier confirms them.
+    var unconfirmed: [DurabilityEntry] = []
+    var unconfirmedBytes = 0
+    /// Resync data and mirrored writes: in sync once a barrier confirms them.
+    var inSyncWhenDurable: [DurabilityEntry] = []
+    /// Flushes from the peer waiting for earlier writes to be done here.
+    var peerFlushWaits: [PeerFlushWait] = []
+    /// SyncTarget: messages that arrived before the disk was recorded Inconsistent, in order.
+    var deferredMessages: [PeerMessage]?
+
+    init(connection: ConnectionID, peerNode: String, localResolves: Bool) {
+        self.connection = connection
+        self.peerNode = peerNode
+        self.localResolves = localResolves
+    }
+
+    mutating func takeSequence() -> UInt64 {
+        defer { nextSequence += 1 }
+        return nextSequence
+    }
+
+    // MARK: durability barriers
+
+    var barrierInFlight: Bool { !barriers.isEmpty }
+    var hasUnconfirmed: Bool { !unconfirmed.isEmpty || !inSyncWhenDurable.isEmpty || (resync?.awaitingDurabilityBytes ?? 0) > 0 }
+    /// Bytes acknowledged by the peer and not yet confirmed durable there.
+    var bytesAwaitingDurability: Int { unconfirmedBytes + (resync?.awaitingDurabilityBytes ?? 0) }
+
+    mutating func awaitDurability(_ range: Range<UInt64>, threshold: UInt64, write: UInt64) {
+        unconfirmed.append(DurabilityEntry(threshold: threshold, range: range, write: write))
+        unconfirmedBytes += range.count
+    }
+
+    mutating func markInSyncWhenDurable(_ range: Range<UInt64>, threshold: UInt64) {
+        inSyncWhenDurable.append(DurabilityEntry(threshold: threshold, range: range))
+    }
+
+    /// A block marked out of sync again must not be cleared by an older confirmation.
+    mutating func forgetInSyncWhenDurable(overlapping range: Range<UInt64>) {
+        guard !inSyncWhenDurable.isEmpty else { return }
+        inSyncWhenDurable.removeAll { $0.range.overlaps(range) }
+    }
+
+    /// Takes a sequence number for a barrier (for a client flush, or the engine's own).
+    mutating func sendBarrier(forFlush flush: UInt64?) -> UInt64 {
+        let sequence = takeSequence()
+        barriers[sequence] = .some(flush)
+        return sequence
+    }
+
+    mutating func barrierAcknowledged(_ sequence: UInt64) -> (flush: UInt64?, Void)? {
+        guard let flush = barriers.removeValue(forKey: sequence) else { return nil }
+        return (flush, ())
+    }
+
+    /// Everything covered by the barrier `sequence` is durable on the peer: returns the ranges to
+    /// mark in sync, and the application writes confirmed.
+    mutating func confirmDurable(through sequence: UInt64) -> (inSync: [Range<UInt64>], writes: [DurabilityEntry]) {
+        var writes: [DurabilityEntry] = []
+        if !unconfirmed.isEmpty {
+            unconfirmed.removeAll { entry in
+                guard entry.threshold <= sequence else { return false }
+                writes.append(entry)
+                return true
+            }
+            unconfirmedBytes = unconfirmed.reduce(0) { $0 + $1.range.count }
+        }
+        guard !inSyncWhenDurable.isEmpty else { return ([], writes) }
+        var confirmed: [Range<UInt64>] = []
+        inSyncWhenDurable.removeAll { entry in
+            guard entry.threshold <= sequence else { return false }
+            confirmed.append(entry.range)
+            return true
+        }
+        return (confirmed, writes)
+    }
+}
+
+extension Engine {
+    // MARK: connection
+
+    mutating func peerConnected(_ connection: ConnectionID, peerNode: String, localResolves: Bool) {
+        if session != nil {
+            log(.warning, "a second connection to the peer was reported; the first one is kept")
+            emit(.dropConnection(connection, reason: "a connection is already established"))
+            return
+        }
+        session = PeerSession(connection: connection, peerNode: peerNode, localResolves: localResolves)
+        link.message = nil
+        sendState()
+    }
+
+    mutating func peerLost(_ connection: ConnectionID, reason: String) {
+        guard let lost = session, lost.connection == connection else { return }
+        log(.warning, "lost the connection to the peer: \(reason)")
+        if link.splitBrain == nil { link.message = "connection lost: \(reason)" }
+        // Writes the peer did not confirm as durable are out of sync; the clients keep their data.
+        for entry in lost.unconfirmed {
+            metadata.markOutOfSync(entry.range)
+            // Marked now: the activity log no longer needs to cover it.
+            releaseActivityLog(after: entry)
+        }
+        for op in tracker.awaitingPeer {
+            // Resync transfers are still marked; verify requests changed nothing.
+            if op.origin == .local { metadata.markOutOfSync(op.range) }
+            tracker.markPeerDone(op.id)
+            if case .localWrite(var write)? = operations[op.id] {
+                write.peerDone = true
+                write.peerLost = true
+                write.replicated = false
+                operations[op.id] = .localWrite(write)
+                completeIfDone(op.id)
+            }
+        }
+        for flushID in lost.barriers.values.compactMap({ $0 }) {
+            writes.flushes[flushID]?.peerDone = true
+            if state.disk != .upToDate {
+                // Only the peer held good data; this disk alone cannot make the writes durable.
+                writes.flushes[flushID]?.failure = IOFailure(.io, "the connection to the UpToDate peer was lost before it flushed, and this disk is \(state.disk.rawValue)")
+            }
+            completeFlushIfDone(flushID)
+        }
+        // Resync reads, verify reads, digests and blocks for the peer finish locally; nobody waits for them.
+        failPulls("the connection to the UpToDate peer was lost")
+        let wasSyncing = lost.resync != nil
+        session = nil
+        // DRBD's rule: a Primary that loses the peer's copy of the data (a disk that was not
+        // Outdated) starts a new generation, so that its changes from now on are newer than anything
+        // the peer holds.
+        let peerHadData = [.inconsistent, .consistent, .upToDate].contains(state.peerDisk)
+        _ = try? state.apply(.connection(link.standAlone ? .standAlone : .connecting))
+        if state.role == .primary && state.disk == .upToDate && peerHadData && !shuttingDown && link.splitBrain == nil {
+            // From now on this node's data is newer than the peer's; writes wait until that is durable.
+            metadata.superblock.generation.startNewCurrent(newUUID(), primary: true)
+            log(.info, "new current generation \(hex(metadata.superblock.generation.current)) (Primary without its peer)")
+            writes.generationPending = true
+            commitSuperblock(then: .generationGate)
+        } else {
+            commitSuperblock()
+        }
+        if wasSyncing { log(.warning, "resync interrupted; it resumes from the bitmap when the peer is back") }
+        roleChangeProgress()
+    }
+
+    mutating func peerMessage(_ message: PeerMessage) {
+        switch message {
+        case .state(let report):
+            receiveState(report)
+        case .write(let write):
+            receiveWrite(write, origin: .write)
+        case .writeAck(let sequence, let status):
+            receiveWriteAck(sequence: sequence, status: status)
+        case .receiveAck(let sequence):
+            peerSentWrite(sequence: sequence)
+        case .flush(let sequence):
+            receiveFlush(sequence: sequence)
+        case .flushAck(let sequence, let status):
+            receiveFlushAck(sequence: sequence, status: status)
+        case .bitmapPage(let index, let bytes):
+            mergePeerBitmapPage(index: Int(index), bytes: bytes)
+        case .bitmapDone:
+            session?.peerBitmapDone = true
+            pumpResync()
+        case .syncStart(_, let total, let full):
+            receiveSyncStart(totalBlocks: total, full: full)
+        case .syncData(let offset, let payload):
+            receiveSyncData(offset: offset, payload: payload)
+        case .syncAck(let offset, let length, let status):
+            receiveSyncAck(offset: offset, length: length, status: status)
+        case .syncDone(let blocks):
+            finishSyncTarget(blocks: blocks)
+        case .checksumRequest(let offset, let length, let algorithm):
+            receiveChecksumRequest(offset: offset, length: length, algorithm: algorithm)
+        case .checksumReply(let offset, let length, let digest):
+            receiveChecksumReply(offset: offset, length: length, digest: digest)
+        case .syncPause(let paused):
+            receiveSyncPause(paused)
+        case .resyncRequest(let senderIsSource, let full):
+            receiveResyncRequest(senderIsSource: senderIsSource, full: full)
+        case .verifyNotice(let running, let blocks):
+            receiveVerifyNotice(running: running, blocks: blocks)
+        case .dataRequest(let id, let offset, let length):
+            receiveDataRequest(id: id, offset: offset, length: length)
+        case .dataReply(let id, let status, let payload):
+            receiveDataReply(id: id, status: status, payload: payload)
+        case .error(let reason):
+            log(.warning, "the peer reports: \(reason)")
+        case .hello, .authChallenge, .authResponse, .authResult, .chosen, .ping, .pingAck:
+            break
+        }
+    }
+
+    // MARK: state exchange and the sync decision
+
+    func stateReport() -> PeerStateReport {
+        var flags: PeerStateReport.Flags = []
+        let sbFlags = metadata.superblock.flags
+        if sbFlags.contains(.crashedPrimary) { flags.insert(.crashedPrimary) }
+        if sbFlags.contains(.consistent) { flags.insert(.consistent) }
+        if sbFlags.contains(.wasUpToDate) { flags.insert(.wasUpToDate) }
+        if link.discardMyData { flags.insert(.discardMyData) }
+        return PeerStateReport(
+            role: state.role, disk: state.disk, usableSize: configuration.usableSize, generation: metadata.superblock.generation,
+            outOfSyncBlocks: UInt64(metadata.bitmap.outOfSyncCount), flags: flags,
+            replicationProtocol: UInt8(ascii: configuration.replication.rawValue.unicodeScalars.first!),
+            allowTwoPrimaries: configuration.allowTwoPrimaries)
+    }
+
+    /// Tells the peer our role, disk and generations (after any change of them).
+    mutating func sendState() {
+        guard session != nil else { return }
+        send(.state(stateReport()))
+    }
+
+    mutating func receiveState(_ report: PeerStateReport) {
+        guard session != nil else { return }
+        let first = session!.report == nil
+        session!.report = report
+        link.lastPeerReport = report
+        _ = try? state.apply(.peer(role: report.role, disk: report.disk))
+        if first {
+            _ = try? state.apply(.connection(.connected))
+            if report.usableSize != configuration.usableSize {
+                log(.warning, "the peer's disk is \(report.usableSize) bytes, ours \(configuration.usableSize): the smaller size is replicated")
+            }
+            exportSize = min(configuration.usableSize, report.usableSize)
+            log(.info, "connected: peer \(session!.peerNode) is \(report.role.rawValue)/\(report.disk.rawValue), protocol \(configuration.replication.rawValue)")
+            decideSync()
+        } else if session!.resync == nil && state.replication == .established
+                    && (state.disk == .inconsistent || report.disk == .inconsistent) {
+            decideSync()
+        }
+    }
+
+    var localSyncView: SyncView {
+        SyncView(generation: metadata.superblock.generation, disk: state.disk, role: state.role,
+                 crashedPrimary: metadata.superblock.flags.contains(.crashedPrimary),
+                 outOfSyncBlocks: UInt64(metadata.bitmap.outOfSyncCount))
+    }
+
+    static func syncView(of report: PeerStateReport) -> SyncView {
+        SyncView(generation: report.generation, disk: report.disk, role: report.role,
+                 crashedPrimary: report.flags.contains(.crashedPrimary), outOfSyncBlocks: report.outOfSyncBlocks)
+    }
+
+    mutating func decideSync() {
+        guard let current = session, let report = current.report else { return }
+        let local = localSyncView
+        let remote = Self.syncView(of: report)
+        let decision = SyncDecider.decide(local: local, peer: remote, localResolves: current.localResolves)
+        session!.decision = decision
+        log(.info, "sync decision: \(decision)")
+        // --discard-my-data applies to this handshake only.
+        let discardMyData = link.discardMyData
+        link.discardMyData = false
+        switch decision.strategy {
+        case .noSync, .becomeSyncSource:
+            if state.disk == .consistent {
+                // The peer confirms our data is the newest generation.
+                _ = try? state.apply(.attach(.upToDate))
+                metadata.superblock.flags.formUnion([.consistent, .wasUpToDate])
+                sendState()
+            }
+        default:
+            break
+        }
+        if let corrected = decision.correctedLocal, corrected != metadata.superblock.generation {
+            // Some rules repair the identifiers of an interrupted resync before comparing.
+            metadata.superblock.generation = corrected
+            commitSuperblock()
+        }
+        switch decision.strategy {
+        case .noSync, .bothInconsistent:
+            state.replication = .established
+            if case .noSync = decision.strategy {
+                if metadata.bitmap.outOfSyncCount > 0 {
+                    // As DRBD: the bits stay (a failed write, a verify found them); which copy is
+                    // right is the operator's call.
+                    log(.warning, "no resync, but \(metadata.bitmap.outOfSyncCount) blocks are marked out of sync here: run `repd invalidate-remote --reset-bitmap=no \(configuration.resource)` on the node whose data is right")
+                }
+                metadata.superblock.generation.clearBitmapUUID()
+                metadata.superblock.flags.remove(.crashedPrimary)
+                commitSuperblock()
+            }
+            becomePrimaryIfPending()
+        case .becomeSyncSource(let full), .becomeSyncTarget(let full):
+            let source: Bool
+            if case .becomeSyncSource = decision.strategy { source = true } else { source = false }
+            if !source && state.role == .primary && !checkRRConflict(decision.strategy) { return }
+            beginSync(source: source, full: full)
+        case .splitBrain, .splitBrainUnresolvable:
+            handleSplitBrain(decision, local: local, remote: remote, report: report, discardMyData: discardMyData)
+        case .unrelatedData:
+            let reason = "\(decision); the nodes disconnect (StandAlone) until an operator decides which data to keep"
+            log(.error, "split brain or unrelated data detected: \(reason)")
+            link.message = "split brain: \(decision.explanation)"
+            send(.error(reason: "unrelated data: \(decision.explanation)"))
+            goStandAlone(reason: "split brain: \(decision.explanation)")
+        }
+    }
+
+    mutating func goStandAlone(reason: String) {
+        link.standAlone = true
+        emit(.goStandAlone(reason: reason))
+    }
+
+    // MARK: the peer's writes
+
+    enum PeerWriteOrigin: Sendable, Hashable {
+        case write
+        case resync
+        /// Blocks this node pulled for its applications (no acknowledgement is due).
+        case pull(requestID: UInt64)
+    }
+
+    mutating func receiveWrite(_ write: PeerWrite, origin: PeerWriteOrigin) {
+        // A hostile or broken peer may name any offset: never let the end overflow.
+        let (end, overflow) = write.offset.addingReportingOverflow(UInt64(write.length))
+        if configuration.replication == .B && origin == .write {
+            send(.receiveAck(sequence: write.sequence))
+        }
+        guard !overflow, end <= configuration.usableSize, state.disk != .diskless,
+              write.kind != .data || write.payload?.readableBytes == Int(write.length) else {
+            log(.error, "the peer sent a write the local disk cannot take (\(write.offset)+\(write.length)); refused")
+            switch origin {
+            case .resync: send(.syncAck(offset: write.offset, length: write.length, status: 28))
+            case .write: send(.writeAck(sequence: write.sequence, status: 28))
+            case .pull(let requestID): pulled(requestID, ok: false)
+            }
+            return
+        }
+        let range = write.offset..<end
+        counters.receivedBytes += UInt64(write.kind == .data ? write.length : 0)
+        if origin == .resync { session?.resync?.movedBytes += UInt64(write.length) }
+        var segments = [range]
+        if origin == .write, session?.verify?.source == true { session!.verify!.peerWrote(range) }
+        if origin == .write { crossResyncTransfers(range) }
+        if origin == .write {
+            let overlaps = tracker.unacknowledgedLocalOverlaps(range)
+            if !overlaps.isEmpty {
+                counters.conflicts += 1
+                if session?.localResolves == true {
+                    segments = range.subtracting(overlaps)
+                    log(.info, "concurrent write conflict at \(range.lowerBound)+\(range.count): this node resolves; our data kept for \(overlaps.map { "\($0.lowerBound)+\($0.count)" }.joined(separator: ","))")
+                } else {
+                    log(.info, "concurrent write conflict at \(range.lowerBound)+\(range.count): the peer resolves; its data is applied after ours")
+                }
+            }
+        }
+        let (id, mayStart) = tracker.admit(range, origin: .peer, peerDone: true)
+        operations[id] = .peerApply(PeerApply(sequence: write.sequence, range: range, segments: segments, kind: write.kind, fua: write.fua,
+                                              noHole: write.noHole, payload: write.payload, origin: origin))
+        if mayStart { startPeerApply(id) }
+    }
+
+    mutating func startPeerApply(_ id: UInt64) {
+        guard case .peerApply(let apply)? = operations[id] else { return }
+        let token = newToken()
+        pending[token] = .tracked(id)
+        emit(.writeLocal(token, LocalWrite(range: apply.range, segments: apply.segments, kind: apply.kind, fua: apply.fua,
+                                           noHole: apply.noHole, fastZero: false, payload: apply.payload, replicated: true)))
+    }
+
+    mutating func peerApplyFinished(_ id: UInt64, _ apply: PeerApply, _ failure: IOFailure?) {
+        operations[id] = nil
+        if let failure {
+            log(.error, "writing the peer's data at \(apply.range.lowerBound)+\(apply.range.count): \(failure)")
+            // The peer has data this disk may lack (or hold only in part).
+            markOutOfSync(apply.range)
+            writes.localWriteFailed(apply.range)
+        } else {
+            for segment in apply.segments { writes.localWriteSucceeded(segment) }
+        }
+        let ok = failure == nil
+        switch apply.origin {
+        case .pull(let requestID):
+            releaseAfterLocalDone(id)
+            pulled(requestID, ok: ok)
+        case .write, .resync:
+            if ok {
+                // The peer's data is on our disk: these blocks are in sync.
+                metadata.markInSync(apply.range)
+                if apply.origin == .resync { session?.resync?.doneBlocks += UInt64(apply.range.count) / Geometry.blockSize }
+            }
+            // Acknowledge before releasing writes that waited for this one (see WriteConflictTracker).
+            let status: UInt32 = ok ? 0 : 5
+            if apply.origin == .resync {
+                send(.syncAck(offset: apply.range.lowerBound, length: UInt32(apply.range.count), status: status))
+            } else {
+                send(.writeAck(sequence: apply.sequence, status: status))
+            }
+            releaseAfterLocalDone(id)
+        }
+        peerApplyDone(id)
+    }
+
+    /// A flush (durability barrier) from the peer: sync once every write received before it is done.
+    mutating func receiveFlush(sequence: UInt64) {
+        guard let connection = session?.connection else { return }
+        var waiting = Set<UInt64>()
+        for (id, op) in operations { if case .peerApply = op { waiting.insert(id) } }
+        if waiting.isEmpty {
+            let token = newToken()
+            pending[token] = .peerFlushSync(sequence: sequence, connection: connection)
+            emit(.syncLocal(token))
+        } else {
+            session!.peerFlushWaits.append(PeerFlushWait(sequence: sequence, waitingFor: waiting))
+        }
+    }
+
+    /// A peer write finished: flushes waiting for it may go on.
+    mutating func peerApplyDone(_ id: UInt64) {
+        guard let current = session, !current.peerFlushWaits.isEmpty else { return }
+        var waits = current.peerFlushWaits
+        for index in waits.indices { waits[index].waitingFor.remove(id) }
+        while let first = waits.first, first.waitingFor.isEmpty {
+            waits.removeFirst()
+            let token = newToken()
+            pending[token] = .peerFlushSync(sequence: first.sequence, connection: current.connection)
+            emit(.syncLocal(token))
+        }
+        session!.peerFlushWaits = waits
+    }
+
+    /// `become-primary-on` waits for this moment: connected, in sync, our disk UpToDate.
+    mutating func becomePrimaryIfPending() {
+        guard link.pendingBecomePrimary, state.disk == .upToDate, state.replication == .established else { return }
+        link.pendingBecomePrimary = false
+        link.becomePrimaryDeadline = nil
+        becomePrimaryOnStart(reason: "become-primary-on, connected and in sync")
+    }
+}
+
+/// A write received from the peer (application write, resync data or pulled blocks), waiting for
+/// or doing its local I/O.
+struct PeerApply: Sendable {
+    let sequence: UInt64
+    let range: Range<UInt64>
+    /// The parts to write: all of `range` unless a conflict resolution skipped some.
+    let segments: [Range<UInt64>]
+    let kind: PeerWrite.Kind
+    let fua: Bool
+    let noHole: Bool
+    let payload: ByteBuffer?
+    let origin: Engine.PeerWriteOrigin
+}

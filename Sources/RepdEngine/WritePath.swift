@@ -1,0 +1,409 @@
+import NIOCore
+import PeerProtocol
+import RepdCore
+
+/// A client write before admission: it may wait for pulled blocks, a new generation or its
+/// activity-log extents.
+struct PendingWrite: Sendable {
+    let id: ClientRequestID
+    let write: ClientWrite
+}
+
+/// A client write from admission until both disks are done.
+struct LocalWriteOperation: Sendable {
+    let client: ClientRequestID
+    let write: ClientWrite
+    var replicated: Bool
+    let startedAt: UInt64
+    var sequence: UInt64?
+    var localDone = false
+    var localError: IOFailure?
+    var peerDone: Bool
+    /// Protocol B: received by the peer; protocol A: sent.
+    var peerReceived = false
+    /// The link broke before the peer acknowledged it: only this disk has it.
+    var peerLost = false
+    /// Acknowledged by the peer, not yet confirmed durable there: its activity-log extents stay
+    /// hot until a barrier confirms it (or the link breaks and its blocks are marked out of sync),
+    /// so that a crash of this node before then resyncs them.
+    var awaitingConfirmation = false
+    var completed = false
+}
+
+/// A client flush: the local sync and, when replicating, the peer's flush.
+struct FlushOperation: Sendable {
+    let client: ClientRequestID
+    var localDone = false
+    var peerDone: Bool
+    var failure: IOFailure?
+}
+
+/// The application write path's own state.
+public struct WritePath: Sendable {
+    /// Writes held until a new data generation is durable (after the peer was lost).
+    var gated: [PendingWrite] = []
+    var generationPending = false
+    var flushes: [UInt64: FlushOperation] = [:]
+    var nextFlushID: UInt64 = 1
+    /// Writes accepted and not completed.
+    public internal(set) var pendingWrites = 0
+    /// Ranges whose last local write failed (on-io-error pass_on): this disk holds old data there,
+    /// so reads of them fail rather than return it. A later successful write clears them.
+    public internal(set) var staleRanges: [Range<UInt64>] = []
+
+    mutating func localWriteFailed(_ range: Range<UInt64>) {
+        staleRanges = staleRanges.flatMap { $0.subtracting([range]) } + [range]
+    }
+
+    mutating func localWriteSucceeded(_ range: Range<UInt64>) {
+        guard !staleRanges.isEmpty else { return }
+        staleRanges = staleRanges.flatMap { $0.subtracting([range]) }
+    }
+
+    func isStale(_ range: Range<UInt64>) -> Bool {
+        staleRanges.contains { $0.overlaps(range) }
+    }
+}
+
+extension Engine {
+    // MARK: admission
+
+    mutating func clientWrite(_ id: ClientRequestID, _ write: ClientWrite) {
+        if shuttingDown { return emit(.complete(id, .failed(.shutdown, "the resource is going down"))) }
+        if !state.acceptsWrites || roleChange?.isDemotion == true {
+            let why = roleChange?.isDemotion == true ? "is becoming Secondary" : "is \(state.role.rawValue) with disk \(state.disk.rawValue)"
+            return emit(.complete(id, .failed(.permission, "\(configuration.resource) \(why) on \(configuration.node): writes need a Primary with an UpToDate disk")))
+        }
+        if write.range.upperBound > exportSize {
+            return emit(.complete(id, .failed(.noSpace, "write at \(write.range.lowerBound)+\(write.range.count) is beyond the replicated size \(exportSize)")))
+        }
+        inFlight += 1
+        counters.applicationRequests &+= 1
+        writes.pendingWrites += 1
+        let request = PendingWrite(id: id, write: write)
+        if needsPull(write.range) {
+            // Blocks not resynced yet are pulled first, so that the write lands on current data.
+            pull(write.range, waiter: .write(request))
+        } else {
+            startAdmittedWrite(request)
+        }
+    }
+
+    /// Waits for a new generation to be durable, then records the write's extents in the activity
+    /// log (waiting for the transaction if needed), then admits it.
+    mutating func startAdmittedWrite(_ request: PendingWrite) {
+        if writes.generationPending {
+            writes.gated.append(request)
+            return
+        }
+        if metadata.activityLog.begin(ActivityLog.extents(of: request.write.range)) {
+            admitLocalWrite(request)
+        } else {
+            metadata.activityLogWaiting.append(request)
+            driveActivityLog()
+        }
+    }
+
+    /// Orders the write against overlapping ones and starts it when nothing earlier overlaps.
+    mutating func admitLocalWrite(_ request: PendingWrite) {
+        let replicate = replicating
+        if state.disk != .upToDate && !replicate {
+            // It waited (activity log, pulled blocks) and meanwhile the UpToDate peer went away: this
+            // Inconsistent disk alone must not take it.
+            return failPendingWrite(request, .io, "\(configuration.resource) on \(configuration.node): the UpToDate peer was lost and this disk is \(state.disk.rawValue)")
+        }
+        crossResyncTransfers(request.write.range)
+        let (id, mayStart) = tracker.admit(request.write.range, origin: .local, peerDone: !replicate)
+        operations[id] = .localWrite(LocalWriteOperation(client: request.id, write: request.write, replicated: replicate,
+                                                         startedAt: now, peerDone: !replicate))
+        if !replicate {
+            // The peer misses this write: its blocks go to the next resync.
+            markOutOfSync(request.write.range)
+        }
+        if mayStart { startLocalWrite(id) }
+    }
+
+    mutating func failPendingWrite(_ request: PendingWrite, _ error: ClientError, _ message: String) {
+        inFlight -= 1
+        writes.pendingWrites -= 1
+        emit(.complete(request.id, .failed(error, message)))
+    }
+
+    /// A new generation (started when the peer was lost) is durable: held writes go on.
+    mutating func generationPersisted(_ failure: IOFailure?) {
+        writes.generationPending = false
+        let held = writes.gated
+        writes.gated.removeAll()
+        for request in held {
+            if let failure {
+                failPendingWrite(request, .io, "the new data generation could not be recorded: \(failure)")
+            } else {
+                startAdmittedWrite(request)
+            }
+        }
+    }
+
+    /// Writes go to the peer too: connected, and the peer has a disk.
+    var replicating: Bool {
+        guard let session, session.report != nil, state.connection == .connected else { return false }
+        return state.peerDisk >= .inconsistent && state.peerDisk != .unknown
+    }
+
+    // MARK: local and peer I/O
+
+    /// Sends the write to the peer (in admission order) and starts the local I/O.
+    mutating func startLocalWrite(_ id: UInt64) {
+        guard case .localWrite(var op)? = operations[id] else { return }
+        if op.replicated, session != nil {
+            let sequence = session!.takeSequence()
+            session!.writesBySequence[sequence] = id
+            op.sequence = sequence
+            let write = op.write
+            if write.kind == .data { counters.sentBytes += UInt64(write.range.count) }
+            send(.write(PeerWrite(sequence: sequence, offset: write.range.lowerBound, length: UInt32(write.range.count), kind: write.kind,
+                                  fua: write.fua, noHole: write.noHole, payload: write.kind == .data ? write.payload : nil)),
+                 reportSent: configuration.replication == .A ? sequence : nil)
+        } else if op.replicated {
+            // The link went away between admission and start.
+            op.replicated = false
+            op.peerDone = true
+            markOutOfSync(op.write.range)
+            tracker.markPeerDone(id)
+        }
+        operations[id] = .localWrite(op)
+        let token = newToken()
+        pending[token] = .tracked(id)
+        let write = op.write
+        emit(.writeLocal(token, LocalWrite(range: write.range, segments: [write.range], kind: write.kind, fua: write.fua,
+                                           noHole: write.noHole, fastZero: write.fastZero, payload: write.payload, replicated: op.replicated)))
+    }
+
+    mutating func writeDone(_ token: IOToken, _ failure: IOFailure?) {
+        guard case .tracked(let id)? = pending.removeValue(forKey: token) else { return }
+        switch operations[id] {
+        case .localWrite(var op)?:
+            op.localDone = true
+            op.localError = failure
+            if failure != nil {
+                // The peer may have the write and this disk not (or only part of it): the replicas differ here.
+                markOutOfSync(op.write.range)
+                writes.localWriteFailed(op.write.range)
+            } else {
+                writes.localWriteSucceeded(op.write.range)
+            }
+            operations[id] = .localWrite(op)
+            releaseAfterLocalDone(id)
+            completeIfDone(id)
+        case .peerApply(let apply)?:
+            peerApplyFinished(id, apply, failure)
+        default:
+            break
+        }
+    }
+
+    /// Starts what the tracker released once `id`'s local I/O is done.
+    mutating func releaseAfterLocalDone(_ id: UInt64) {
+        for ready in tracker.markLocalDone(id) { startOperation(ready) }
+    }
+
+    /// Starts an operation the conflict tracker released.
+    mutating func startOperation(_ id: UInt64) {
+        switch operations[id] {
+        case .localWrite?: startLocalWrite(id)
+        case .peerApply?: startPeerApply(id)
+        case .resyncRead?: startResyncRead(id)
+        case .verifyRead?: startVerifyRead(id)
+        case .digestJob?: startDigestJob(id)
+        case .pullServe?: startPullServe(id)
+        case nil: break
+        }
+    }
+
+    /// The peer has the write (protocol B: received; protocol A: sent).
+    mutating func peerSentWrite(sequence: UInt64) {
+        guard let id = session?.writesBySequence[sequence], case .localWrite(var op)? = operations[id] else { return }
+        op.peerReceived = true
+        operations[id] = .localWrite(op)
+        completeIfDone(id)
+    }
+
+    mutating func receiveWriteAck(sequence: UInt64, status: UInt32) {
+        guard let id = session?.writesBySequence[sequence], case .localWrite(var op)? = operations[id] else { return }
+        op.peerDone = true
+        operations[id] = .localWrite(op)
+        tracker.markPeerDone(id)
+        if status != 0 {
+            log(.error, "the peer failed to write \(op.write.range.lowerBound)+\(op.write.range.count) (error \(status)); marked out of sync")
+            markOutOfSync(op.write.range)
+        } else {
+            // On the peer's disk, not yet known to be durable there: until a barrier says so, the
+            // blocks go out of sync if the link breaks.
+            session?.awaitDurability(op.write.range, threshold: sequence + 1, write: id)
+            op.awaitingConfirmation = true
+            operations[id] = .localWrite(op)
+            if session?.resync != nil && op.localError == nil {
+                // Mirrored during a resync (and written here): once durable there, these blocks need
+                // not be sent again. A local failure later marks them out of sync again.
+                session?.markInSyncWhenDurable(op.write.range, threshold: sequence + 1)
+            }
+        }
+        completeIfDone(id)
+        sendBarrierIfDue(force: false)
+    }
+
+    /// Completes the client's request once the protocol's condition holds; forgets the write once
+    /// both disks are done.
+    mutating func completeIfDone(_ id: UInt64) {
+        guard case .localWrite(var op)? = operations[id], op.localDone else { return }
+        let peerCondition = configuration.replication == .C ? op.peerDone : (op.peerDone || op.peerReceived)
+        if !op.completed && peerCondition {
+            op.completed = true
+            inFlight -= 1
+            writes.pendingWrites -= 1
+            if let error = op.localError {
+                emit(.complete(op.client, .failed(clientError(error), error.message)))
+            } else if op.peerLost && state.disk != .upToDate {
+                // Only an Inconsistent disk (a SyncTarget) has it: the resync would overwrite it.
+                emit(.complete(op.client, .failed(.io, "\(configuration.resource): the connection to the UpToDate peer was lost before it had this write, and this disk is \(state.disk.rawValue)")))
+            } else {
+                if op.write.kind == .data { counters.writtenBytes += UInt64(op.write.range.count) }
+                emit(.complete(op.client, .done))
+            }
+        }
+        if op.completed && op.peerDone {
+            operations[id] = nil
+            if !op.awaitingConfirmation {
+                metadata.activityLog.end(ActivityLog.extents(of: op.write.range))
+                if metadata.activityLog.hasQueuedExtents { driveActivityLog() }
+            }
+            if let sequence = op.sequence { session?.writesBySequence[sequence] = nil }
+            roleChangeProgress()
+        } else {
+            operations[id] = .localWrite(op)
+        }
+    }
+
+    func clientError(_ failure: IOFailure) -> ClientError {
+        switch failure.kind {
+        case .io: .io
+        case .noSpace: .noSpace
+        case .notSupported: .notSupported
+        case .invalid: .invalid
+        case .shutdown: .shutdown
+        }
+    }
+
+    /// Marks blocks out of sync; a pending "in sync once durable" for them no longer holds.
+    mutating func markOutOfSync(_ range: Range<UInt64>) {
+        metadata.markOutOfSync(range)
+        session?.forgetInSyncWhenDurable(overlapping: range)
+        invalidateResyncTransfers(overlapping: range)
+    }
+
+    // MARK: flush
+
+    mutating func clientFlush(_ id: ClientRequestID) {
+        if shuttingDown { return emit(.complete(id, .failed(.shutdown, "the resource is going down"))) }
+        if state.disk <= .inconsistent && !state.readsThroughPeer {
+            // No good data here, and no peer that has it: nothing can be made durable.
+            return emit(.complete(id, .failed(.io, "\(configuration.resource) has no UpToDate data on \(configuration.node) (disk \(state.disk.rawValue), peer \(state.connection.rawValue))")))
+        }
+        inFlight += 1
+        let flushID = writes.nextFlushID
+        writes.nextFlushID += 1
+        let peer = replicating && session != nil
+        writes.flushes[flushID] = FlushOperation(client: id, peerDone: !peer)
+        if peer {
+            // The peer's flush doubles as a durability barrier for the writes acknowledged so far.
+            let sequence = session!.sendBarrier(forFlush: flushID)
+            send(.flush(sequence: sequence))
+        }
+        let token = newToken()
+        pending[token] = .clientFlushSync(flushID)
+        emit(.syncLocal(token))
+    }
+
+    mutating func syncDone(_ token: IOToken, _ failure: IOFailure?) {
+        switch pending.removeValue(forKey: token) {
+        case .clientFlushSync(let flushID)?:
+            writes.flushes[flushID]?.localDone = true
+            if let failure { writes.flushes[flushID]?.failure = failure }
+            completeFlushIfDone(flushID)
+        case .peerFlushSync(let sequence, let connection)?:
+            emit(.send(connection, .flushAck(sequence: sequence, status: failure == nil ? 0 : 5)))
+        case .demotionSync?:
+            demotionSynced(failure)
+        default:
+            break
+        }
+    }
+
+    mutating func completeFlushIfDone(_ flushID: UInt64) {
+        guard let flush = writes.flushes[flushID], flush.localDone, flush.peerDone else { return }
+        writes.flushes[flushID] = nil
+        inFlight -= 1
+        if let failure = flush.failure {
+            emit(.complete(flush.client, .failed(.io, failure.message)))
+        } else {
+            emit(.complete(flush.client, .done))
+        }
+    }
+
+    /// The peer's flushAck: a client flush completes, and every write and resync transfer the
+    /// peer had before the barrier is durable there.
+    mutating func receiveFlushAck(sequence: UInt64, status: UInt32) {
+        guard let barrier = session?.barrierAcknowledged(sequence) else { return }
+        if status != 0 {
+            log(.error, "the peer could not make its disk durable (error \(status)); the link is dropped")
+            if let connection = session?.connection {
+                emit(.dropConnection(connection, reason: "the peer failed a flush"))
+            }
+        } else {
+            let confirmed = session!.confirmDurable(through: sequence)
+            for range in confirmed.inSync { metadata.markInSync(range) }
+            for entry in confirmed.writes { releaseActivityLog(after: entry) }
+            confirmResyncTransfers(through: sequence)
+        }
+        if let flushID = barrier.flush {
+            writes.flushes[flushID]?.peerDone = true
+            if status != 0 { writes.flushes[flushID]?.failure = IOFailure(.io, "the peer could not flush (error \(status))") }
+            completeFlushIfDone(flushID)
+        }
+        pumpResync()
+    }
+
+    /// A write's durability on the peer is settled (confirmed, or its blocks marked out of sync): its
+    /// activity-log extents are released now, or when the write finishes if it is still in flight.
+    mutating func releaseActivityLog(after entry: DurabilityEntry) {
+        guard let id = entry.write else { return }
+        if case .localWrite(var op)? = operations[id] {
+            op.awaitingConfirmation = false
+            operations[id] = .localWrite(op)
+        } else {
+            metadata.activityLog.end(ActivityLog.extents(of: entry.range))
+            if metadata.activityLog.hasQueuedExtents { driveActivityLog() }
+        }
+    }
+
+    /// Asks the peer for a durability barrier: once a tick (`force`), or when enough acknowledged
+    /// bytes wait for one. One barrier at a time.
+    mutating func sendBarrierIfDue(force: Bool) {
+        guard let session, session.report != nil, !session.barrierInFlight, session.hasUnconfirmed else { return }
+        guard force || session.bytesAwaitingDurability >= configuration.barrierBytes else { return }
+        let sequence = self.session!.sendBarrier(forFlush: nil)
+        send(.flush(sequence: sequence))
+    }
+
+    /// A replicated write the peer leaves unacknowledged longer than `timeout` breaks the link.
+    mutating func checkAcknowledgementTimeout() {
+        guard let connection = session?.connection else { return }
+        let limit = configuration.ackTimeoutNanoseconds
+        let late = operations.values.contains { op in
+            guard case .localWrite(let write) = op else { return false }
+            return write.replicated && !write.peerDone && write.startedAt + limit < now
+        }
+        if late {
+            emit(.dropConnection(connection, reason: "the peer did not acknowledge a write within timeout (\(Double(limit) / 1e9) s)"))
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import RepdCore
+import RepdEngine
+
+/// The two nodes of every simulation.
+public enum SimNode: Int, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    case alpha = 0, beta = 1
+    public var other: SimNode { self == .alpha ? .beta : .alpha }
+    public var name: String { self == .alpha ? "alpha" : "beta" }
+    public var description: String { name }
+}
+
+/// One thing the schedule makes happen at a point in simulated time.
+public enum StepAction: Sendable, Hashable, CustomStringConvertible {
+    case promote(SimNode, force: Bool)
+    case demote(SimNode)
+    /// Application I/O on the node for `seconds` (writes, reads, flushes at random).
+    case workload(SimNode, seconds: Int)
+    /// The node loses power and comes back after `seconds`.
+    case crash(SimNode, downSeconds: Int)
+    /// The link is cut for `seconds` (the connection breaks; no new one until it heals).
+    case partition(seconds: Int)
+    /// Messages take `seconds` longer for a while (the peer looks stuck).
+    case stall(seconds: Int)
+    /// Reads and writes of some blocks of the node's disk fail for `seconds`.
+    case diskErrors(SimNode, firstBlock: Int, blocks: Int, seconds: Int)
+    case disconnect(SimNode)
+    case connect(SimNode)
+    case verify(SimNode)
+    case invalidate(SimNode)
+    case invalidateRemote(SimNode)
+    case pauseSync(SimNode, seconds: Int)
+
+    public var description: String {
+        switch self {
+        case .promote(let n, let force): "primary\(force ? " --force" : "") on \(n)"
+        case .demote(let n): "secondary on \(n)"
+        case .workload(let n, let s): "application I/O on \(n) for \(s) s"
+        case .crash(let n, let s): "power loss of \(n), back after \(s) s"
+        case .partition(let s): "link cut for \(s) s"
+        case .stall(let s): "link stalled for \(s) s"
+        case .diskErrors(let n, let first, let count, let s): "I/O errors on \(n)'s disk, blocks \(first)..<\(first + count), for \(s) s"
+        case .disconnect(let n): "disconnect on \(n)"
+        case .connect(let n): "connect on \(n)"
+        case .verify(let n): "verify on \(n)"
+        case .invalidate(let n): "invalidate on \(n)"
+        case .invalidateRemote(let n): "invalidate-remote on \(n)"
+        case .pauseSync(let n, let s): "pause-sync on \(n) for \(s) s"
+        }
+    }
+}
+
+public struct ScheduleStep: Sendable, Hashable, CustomStringConvertible {
+    /// Milliseconds of simulated time from the start.
+    public var atMilliseconds: Int
+    public var action: StepAction
+    public var description: String {
+        let seconds = atMilliseconds / 1000, millis = atMilliseconds % 1000
+        return "t=\(seconds).\(String(repeating: "0", count: 3 - String(millis).count))\(millis)s \(action)"
+    }
+}
+
+/// A schedule: the resource's settings and the steps, all chosen from one seed.
+public struct Scenario: Sendable, CustomStringConvertible {
+    public var seed: UInt64
+    public var replication: ReplicationMode
+    public var allowTwoPrimaries: Bool
+    public var csums: Bool
+    public var internalMetadata: Bool
+    public var activityLogExtents: Int
+    public var blockCount: Int
+    public var policies: SplitBrainPolicies
+    public var steps: [ScheduleStep]
+
+    public var description: String {
+        var lines = ["seed \(seed): protocol \(replication.rawValue), \(blockCount) blocks of 4 KiB, al-extents \(activityLogExtents)"
+            + (allowTwoPrimaries ? ", allow-two-primaries" : "") + (csums ? ", csums-alg crc32c" : "")
+            + (internalMetadata ? ", internal metadata" : ", external metadata")
+            + ", after-sb \(policies.afterSB0Pri)/\(policies.afterSB1Pri.rawValue)/\(policies.afterSB2Pri.rawValue)"]
+        lines += steps.map { "  \($0)" }
+        return lines.joined(separator: "\n")
+    }
+
+    /// A schedule of mixed faults from a seed: a first Primary, application I/O, and at random
+    /// times crashes, link cuts, stalls, disk errors, role changes and operator commands.
+    public static func generate(seed: UInt64, seconds: Int = 30) -> Scenario {
+        var random = SplitMix64(seed: seed &* 0x9E37_79B9 &+ 1)
+        func pick(_ n: Int) -> Int { Int(random.next() % UInt64(n)) }
+        func chance(_ percent: Int) -> Bool { pick(100) < percent }
+        let protocols: [ReplicationMode] = [.C, .C, .C, .C, .B, .A]
+        let replication = protocols[pick(protocols.count)]
+        // As in DRBD (and repd's config validator), two Primaries need protocol C.
+        let twoPrimaries = replication == .C && chance(35)
+        let blockCount = [4096, 8192, 16384][pick(3)]
+        var policies = SplitBrainPolicies()
+        if chance(50) {
+            policies = SplitBrainPolicies(afterSB0Pri: [.discardZeroChanges, .discardLeastChanges, .discardYoungerPrimary][pick(3)],
+                                          afterSB1Pri: [.discardSecondary, .consensus, .disconnect][pick(3)],
+                                          afterSB2Pri: .disconnect, alwaysASBP: false)
+        }
+        var steps: [ScheduleStep] = []
+        // With on-io-error pass_on, a failed write leaves the replicas different in blocks whose right
+        // copy only the operator knows; the disk of one node fails, so the operator knows.
+        let failingDisk: SimNode = chance(50) ? .alpha : .beta
+        var t = 300 + pick(400)
+        steps.append(ScheduleStep(atMilliseconds: t, action: .promote(.alpha, force: true)))
+        let end = seconds * 1000
+        while t < end {
+            t += 200 + pick(2500)
+            let node: SimNode = chance(70) ? .alpha : .beta
+            let action: StepAction
+            switch pick(100) {
+            case 0..<30: action = .workload(chance(80) ? .alpha : .beta, seconds: 1 + pick(5))
+            case 30..<40: action = .crash(node, downSeconds: 1 + pick(5))
+            case 40..<52: action = .partition(seconds: 1 + pick(8))
+            case 52..<56: action = .stall(seconds: 1 + pick(3))
+            case 56..<62: action = .diskErrors(failingDisk, firstBlock: pick(blockCount - 64), blocks: 1 + pick(64), seconds: 1 + pick(4))
+            case 62..<70: action = .promote(node, force: false)
+            case 70..<76: action = .demote(node)
+            case 76..<80: action = .disconnect(node)
+            case 80..<86: action = .connect(node)
+            case 86..<90: action = .verify(node)
+            case 90..<93: action = .invalidate(node)
+            case 93..<96: action = .invalidateRemote(node)
+            default: action = .pauseSync(node, seconds: 1 + pick(3))
+            }
+            steps.append(ScheduleStep(atMilliseconds: t, action: action))
+        }
+        return Scenario(seed: seed, replication: replication, allowTwoPrimaries: twoPrimaries, csums: chance(25),
+                        internalMetadata: chance(50), activityLogExtents: [4, 8, 64][pick(3)], blockCount: blockCount,
+                        policies: policies, steps: steps)
+    }
+}

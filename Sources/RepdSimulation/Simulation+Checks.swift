@@ -1,0 +1,155 @@
+import RepdCore
+import RepdEngine
+
+/// Invariants after every step, and the end of a schedule: every fault healed, the operator
+/// resolving what DRBD leaves to an operator, then both replicas compared with each other and
+/// with the ledger.
+extension Simulation {
+    /// Longest an application request may wait (simulated time).
+    static let requestBound: UInt64 = 120_000_000_000
+
+    func checkAfterStep() {
+        for index in nodes.indices {
+            guard nodes[index].engine != nil else { continue }
+            let engine = nodes[index].engine!
+            let runtime = nodes[index]
+            if engine.inFlight < 0 || engine.writes.pendingWrites < 0 {
+                violate("bookkeeping", "\(runtime.node) counts \(engine.inFlight) requests and \(engine.writes.pendingWrites) writes in flight")
+            }
+            if let (id, oldest) = runtime.requests.min(by: { $0.value.issuedAt < $1.value.issuedAt }), now > oldest.issuedAt + Self.requestBound {
+                violate("liveness", "\(runtime.node)'s request \(id) (\(oldest)) waits since t=\(milliseconds(oldest.issuedAt)) ms; \(summary); \(runtime.node) waits for: \(engine.waitingSummary)")
+            }
+            checkDecision(runtime)
+        }
+        if inSync {
+            wroteApart = [false, false]
+            // What either side acknowledged so far is on both disks, durably: a later split brain
+            // that discards one side's changes loses only what came after.
+            if nodes.allSatisfy({ $0.engine?.awaitsPeerDurability == false && $0.engine?.unacknowledgedWrites == 0 && $0.requests.isEmpty }) {
+                lastInSync = now
+            }
+        }
+    }
+
+    /// Connected on one connection, no resync, both UpToDate, nothing out of sync.
+    var inSync: Bool {
+        guard let a = nodes[0].engine, let b = nodes[1].engine, let sa = a.session, let sb = b.session,
+              sa.connection == sb.connection, sa.report != nil, sb.report != nil else { return false }
+        return a.state.replication == .established && b.state.replication == .established
+            && a.state.disk == .upToDate && b.state.disk == .upToDate
+            && a.metadata.bitmap.outOfSyncCount == 0 && b.metadata.bitmap.outOfSyncCount == 0
+    }
+
+    /// A split brain is reported whenever both sides wrote while apart; the side whose data a
+    /// resolution discards loses its writes since the split, legitimately.
+    func checkDecision(_ runtime: NodeRuntime) {
+        guard let session = runtime.engine?.session, let decision = session.decision else { return }
+        let splitBrain: Bool
+        switch decision.strategy {
+        case .splitBrain, .splitBrainUnresolvable, .unrelatedData: splitBrain = true
+        default: splitBrain = false
+        }
+        if !checkedDecisions.contains(session.connection) {
+            checkedDecisions.insert(session.connection)
+            if wroteApart[0] && wroteApart[1] && !splitBrain {
+                violate("split brain reported", "both nodes wrote while apart, but \(runtime.node) decided \(decision)")
+            }
+            // This decision accounts for what either side wrote apart so far.
+            wroteApart = [false, false]
+        }
+        if splitBrain, !discardedOn.contains(session.connection),
+           [.syncTarget, .pausedSyncTarget].contains(runtime.engine!.state.replication) {
+            discardedOn.insert(session.connection)
+            note("split brain resolved: \(runtime.node)'s changes since t=\(milliseconds(lastInSync)) ms are discarded")
+            ledger.discarded(node: runtime.node, since: lastInSync)
+            wroteApart[runtime.node.rawValue] = false
+        }
+    }
+
+    // MARK: the end of a schedule
+
+    func beginHealing() {
+        healing = true
+        note("healing: faults end, applications stop")
+        network.partitionedUntil = 0
+        network.stalledUntil = 0
+        for node in SimNode.allCases {
+            nodes[node.rawValue].disk.failing = nil
+            nodes[node.rawValue].workloadUntil = 0
+            if nodes[node.rawValue].engine == nil { boot(node) }
+            if nodes[node.rawValue].engine?.link.userPausedSync == true { command(.resumeSync, on: node) }
+        }
+        queue.push(at: now + 500_000_000, .heal)
+    }
+
+    /// What an operator does until the pair is in sync; then the final checks.
+    func healStep() {
+        if inSync && nodes.allSatisfy({ $0.requests.isEmpty && $0.writesInFlight.isEmpty }) {
+            finalChecks()
+            return
+        }
+        if now > endOfSchedule + 600_000_000_000 {
+            violate("convergence", "the nodes did not get back in sync within 600 s after the faults ended: \(summary)")
+            return
+        }
+        queue.push(at: now + 500_000_000, .heal)
+        guard let a = nodes[0].engine, let b = nodes[1].engine else { return }
+        let connected = a.state.connection == .connected && b.state.connection == .connected
+        if nodes[0].standAlone || nodes[1].standAlone {
+            if a.link.splitBrain != nil || b.link.splitBrain != nil {
+                // Resolve as DRBD's guide says: beta's changes go.
+                if b.state.role == .primary { command(.secondary, on: .beta) }
+                if a.state.role == .secondary && b.state.role == .secondary && a.state.disk >= .outdated { command(.primary(force: false), on: .alpha) }
+                if b.state.role == .secondary {
+                    note("operator: beta's changes are discarded")
+                    ledger.discarded(node: .beta, since: lastInSync)
+                    wroteApart[SimNode.beta.rawValue] = false
+                    command(.connect(discardMyData: true, dryRun: false), on: .beta)
+                    command(.connect(discardMyData: false, dryRun: false), on: .alpha)
+                }
+            } else {
+                for node in SimNode.allCases where nodes[node.rawValue].standAlone { command(.connect(discardMyData: false, dryRun: false), on: node) }
+            }
+            return
+        }
+        guard connected else { return }
+        if a.state.disk == .inconsistent && b.state.disk == .inconsistent && a.session?.resync == nil {
+            command(.primary(force: true), on: .alpha)
+        } else if a.state.replication == .established && b.state.replication == .established
+                    && a.state.disk == .upToDate && b.state.disk == .upToDate
+                    && a.metadata.bitmap.outOfSyncCount + b.metadata.bitmap.outOfSyncCount > 0 {
+            // Blocks a verify found (or a failed write left) out of sync: the operator repairs them
+            // from the node whose disk did not fail.
+            let target = failingDisk
+            if nodes[target.rawValue].engine?.state.role == .primary { command(.secondary, on: target) }
+            command(.invalidateRemote(full: false), on: target.other)
+        }
+    }
+
+    var summary: String {
+        nodes.map { runtime in
+            guard let e = runtime.engine else { return "\(runtime.node) down" }
+            return "\(runtime.node) \(e.state.role.rawValue)/\(e.state.disk.rawValue) \(e.state.connection.rawValue) \(e.state.replication.rawValue) "
+                + "peer \(e.state.peerRole.rawValue)/\(e.state.peerDisk.rawValue), \(e.metadata.bitmap.outOfSyncCount) blocks out of sync, "
+                + "\(runtime.requests.count) requests, \(e.outstandingIO) I/O outstanding\(runtime.standAlone ? ", StandAlone" : "")"
+        }.joined(separator: "; ")
+    }
+
+    /// Both replicas identical, block for block, and every acknowledged write that must survive there.
+    func finalChecks() {
+        finished = true
+        let a = nodes[0].disk, b = nodes[1].disk
+        for block in 0..<scenario.blockCount where a.current(block) != b.current(block) {
+            violate("replicas identical after the resync",
+                    "block \(block): alpha has \(ledger.describe(a.current(block))), beta has \(ledger.describe(b.current(block))); both say in sync")
+            return
+        }
+        for block in 0..<scenario.blockCount {
+            if let problem = ledger.check(value: a.current(block), block: block, against: ledger.mustSurvive(block: block)) {
+                violate("no acknowledged write lost", problem)
+                return
+            }
+        }
+        note("in sync; replicas identical; ledger checked")
+    }
+}

@@ -1,0 +1,238 @@
+import NIOCore
+import PeerProtocol
+import RepdCore
+import RepdEngine
+
+/// One simulated node: its engine (nil while powered off), disk, metadata and what is in flight.
+struct NodeRuntime {
+    let node: SimNode
+    var engine: Engine?
+    var incarnation = 0
+    var disk: SimulatedDisk
+    var metadata: SimulatedMetadata
+    /// The link stays down (DRBD's StandAlone) until the engine asks to connect again.
+    var standAlone = false
+    /// Writes issued to the disk and not completed: a power loss may keep any of their blocks.
+    var writesInFlight: [IOToken: LocalWrite] = [:]
+    var metadataQueueFreeAt: UInt64 = 0
+    var nextRequest: ClientRequestID = 1
+    var nextCommand: CommandID = 1
+    var workloadUntil: UInt64 = 0
+    var clientScheduled = false
+    /// Application requests not answered yet.
+    var requests: [ClientRequestID: ClientRequest] = [:]
+    /// Blocks with a write of this node's application in flight (a file system never overlaps its own).
+    var busyBlocks = Set<Int>()
+
+    init(node: SimNode, blockCount: Int, superblock: Superblock, pageCount: Int) {
+        self.node = node
+        self.disk = SimulatedDisk(blockCount: blockCount)
+        self.metadata = SimulatedMetadata(superblock: superblock, pageCount: pageCount)
+    }
+}
+
+enum ClientRequest {
+    /// `connection`: the one the node was connected on when the write was issued.
+    case write(range: Range<UInt64>, tags: [UInt64], issuedAt: UInt64, connection: ConnectionID?)
+    case read(range: Range<UInt64>, issuedAt: UInt64, checked: Bool)
+    case flush(issuedAt: UInt64)
+
+    var issuedAt: UInt64 {
+        switch self {
+        case .write(_, _, let t, _), .read(_, let t, _), .flush(let t): t
+        }
+    }
+}
+
+extension Simulation {
+    // MARK: power
+
+    func boot(_ node: SimNode) {
+        var runtime = nodes[node.rawValue]
+        let (superblock, bitmap, replay) = runtime.metadata.load(blockCount: scenario.blockCount)
+        var engine = Engine(configuration: configuration(for: node), superblock: superblock, bitmap: bitmap,
+                            activityLogReplay: replay, seed: random.next())
+        runtime.incarnation += 1
+        runtime.standAlone = false
+        let actions = engine.start(now: now, unixTime: 1_800_000_000 + now / 1_000_000_000)
+        runtime.engine = engine
+        nodes[node.rawValue] = runtime
+        note("\(node) starts (incarnation \(runtime.incarnation))")
+        // As the daemon does: the first metadata write completes before anything is served.
+        for action in actions {
+            if case .persist(let token, let write) = action {
+                applyMetadata(write, on: node)
+                deliver(.persisted(token, nil), to: node, incarnation: runtime.incarnation)
+            } else {
+                carryOut(action, from: node)
+            }
+        }
+        queue.push(at: now + latency(10_000_000, 100_000_000), .tick(node, incarnation: runtime.incarnation))
+    }
+
+    func crash(_ node: SimNode, downFor nanoseconds: UInt64) {
+        var runtime = nodes[node.rawValue]
+        guard runtime.engine != nil else { return }
+        note("\(node) loses power")
+        ledger.crashed(node, at: now)
+        lastCrash[node.rawValue] = now
+        // Writes in flight may have reached the page cache in part.
+        for (_, write) in runtime.writesInFlight.sorted(by: { $0.key < $1.key }) {
+            var partial = write
+            partial.segments = write.segments.filter { _ in random.next() & 1 == 1 }
+            runtime.disk.apply(partial)
+        }
+        runtime.writesInFlight.removeAll()
+        if let watched = watchBlock { note("watch: \(node) loses power with block \(watched) = \(ledger.describe(runtime.disk.current(watched)))") }
+        runtime.disk.crash(&random)
+        if let watched = watchBlock { note("watch: after the power loss \(node)'s block \(watched) = \(ledger.describe(runtime.disk.current(watched)))") }
+        runtime.metadata.crash(&random)
+        runtime.engine = nil
+        runtime.incarnation += 1
+        runtime.requests.removeAll()
+        runtime.busyBlocks.removeAll()
+        runtime.metadataQueueFreeAt = now
+        nodes[node.rawValue] = runtime
+        if let live = network.live { cutConnection(live, peerNoticesAfter: latency(1_000_000, 1_500_000_000)) }
+        network.believed[node.rawValue] = nil
+        queue.push(at: now + nanoseconds, .restart(node))
+    }
+
+    // MARK: the link
+
+    func linkCheck() {
+        guard network.live == nil, now >= network.partitionedUntil,
+              network.believed[0] == nil, network.believed[1] == nil,
+              nodes.allSatisfy({ $0.engine != nil && !$0.standAlone }) else { return }
+        // Both sides learn of it before any message can arrive on it (the handshake comes first).
+        let at = now + latency(1_000_000, 20_000_000)
+        let id = network.open(announcedAt: at)
+        for node in SimNode.allCases {
+            network.believed[node.rawValue] = id
+            let incarnation = nodes[node.rawValue].incarnation
+            queue.push(at: at,
+                       .engine(node, incarnation: incarnation, .peerConnected(id, peerNode: node.other.name, localResolves: node == .alpha)))
+        }
+        note("connection \(id) established")
+    }
+
+    /// Breaks a connection; each side learns of it after the messages that still arrive.
+    func cutConnection(_ id: ConnectionID, peerNoticesAfter delay: UInt64) {
+        guard let lastDeliveries = network.cut(id, now: now, random: &random) else { return }
+        note("connection \(id) breaks")
+        for node in SimNode.allCases where network.believed[node.rawValue] == id {
+            let incarnation = nodes[node.rawValue].incarnation
+            queue.push(at: lastDeliveries[node.rawValue] + delay, .peerLost(id, node, incarnation: incarnation))
+        }
+    }
+
+    // MARK: actions
+
+    func carryOut(_ action: Action, from node: SimNode) {
+        let incarnation = nodes[node.rawValue].incarnation
+        switch action {
+        case .readLocal(let token, let range, let kind):
+            queue.push(at: now + ioLatency(), .ioComplete(node, incarnation: incarnation, .read(token, range, kind)))
+        case .writeLocal(let token, let write):
+            nodes[node.rawValue].writesInFlight[token] = write
+            queue.push(at: now + ioLatency(), .ioComplete(node, incarnation: incarnation, .write(token, write)))
+        case .syncLocal(let token):
+            queue.push(at: now + ioLatency() * 2, .ioComplete(node, incarnation: incarnation, .sync(token)))
+        case .persist(let token, let write):
+            // One metadata write after the other, as the daemon's serial queue runs them.
+            let at = max(now, nodes[node.rawValue].metadataQueueFreeAt) + ioLatency()
+            nodes[node.rawValue].metadataQueueFreeAt = at
+            queue.push(at: at, .ioComplete(node, incarnation: incarnation, .persist(token, write)))
+        case .send(let connection, let message, let reportSent):
+            guard let (index, at) = network.schedule(on: connection, to: node.other, now: now, latency: latency(50_000, 2_000_000)) else { return }
+            queue.push(at: at, .netDeliver(connection, to: node.other, index: index, message))
+            if let sequence = reportSent {
+                queue.push(at: now + 10_000, .engine(node, incarnation: incarnation, .peerSent(connection, sequence: sequence)))
+            }
+        case .dropConnection(let connection, let reason):
+            note("\(node) drops connection \(connection): \(reason)")
+            cutConnection(connection, peerNoticesAfter: latency(100_000, 5_000_000))
+        case .goStandAlone(let reason):
+            note("\(node) goes StandAlone: \(reason)")
+            nodes[node.rawValue].standAlone = true
+            if let live = network.live { cutConnection(live, peerNoticesAfter: latency(100_000, 5_000_000)) }
+        case .resumeConnecting:
+            nodes[node.rawValue].standAlone = false
+        case .complete(let id, let result):
+            clientCompleted(id, result, on: node)
+        case .reply(_, let ok, let message):
+            note("\(node) answers: \(ok ? "" : "refused: ")\(message)")
+        case .runHandler(let token, let name, _):
+            note("\(node) runs handler \(name)")
+            queue.push(at: now + latency(1_000_000, 50_000_000), .ioComplete(node, incarnation: incarnation, .handler(token)))
+        case .log(_, let message):
+            note("\(node): \(message)")
+        }
+    }
+
+    func ioLatency() -> UInt64 {
+        pick(50) == 0 ? latency(20_000_000, 200_000_000) : latency(20_000, 3_000_000)
+    }
+
+    func complete(_ completion: IOCompletion, on node: SimNode, incarnation: Int) {
+        guard nodes[node.rawValue].incarnation == incarnation, nodes[node.rawValue].engine != nil else { return }
+        let event: Event
+        switch completion {
+        case .read(let token, let range, let kind):
+            let disk = nodes[node.rawValue].disk
+            if disk.fails(range) && kind != .prefetch && kind != .allocation {
+                event = .readDone(token, .failure(IOFailure(.io, "simulated read error at \(range)")))
+            } else {
+                event = .readDone(token, .success(readOutcome(disk, range, kind)))
+            }
+        case .write(let token, let write):
+            nodes[node.rawValue].writesInFlight[token] = nil
+            if let watched = watchBlock, write.segments.contains(where: { SimulatedDisk.blocks($0).contains(watched) }) {
+                var probe = SimulatedDisk(blockCount: scenario.blockCount)
+                probe.apply(write)
+                note("watch: \(node) writes block \(watched): \(ledger.describe(probe.current(watched)))\(write.fua ? " (FUA)" : "")\(nodes[node.rawValue].disk.fails(write.range) ? " (fails)" : "")")
+            }
+            if nodes[node.rawValue].disk.fails(write.range) {
+                if let payload = write.payload { ledger.fragile(tags: SimulatedDisk.tags(of: payload, blocks: SimulatedDisk.blocks(write.range).count)) }
+                event = .writeDone(token, IOFailure(.io, "simulated write error at \(write.range)"))
+            } else {
+                nodes[node.rawValue].disk.apply(write)
+                event = .writeDone(token, nil)
+            }
+        case .sync(let token):
+            nodes[node.rawValue].disk.sync()
+            if scenario.internalMetadata { nodes[node.rawValue].metadata.sync() }
+            event = .syncDone(token, nil)
+        case .persist(let token, let write):
+            applyMetadata(write, on: node)
+            event = .persisted(token, nil)
+        case .handler(let token):
+            event = .handlerFinished(token, .exited(0))
+        }
+        deliver(event, to: node, incarnation: incarnation)
+    }
+
+    func readOutcome(_ disk: SimulatedDisk, _ range: Range<UInt64>, _ kind: LocalReadKind) -> ReadOutcome {
+        let blocks = SimulatedDisk.blocks(range)
+        switch kind {
+        case .data:
+            return ReadOutcome(data: disk.read(range))
+        case .dataAndDigests(let algorithm):
+            return ReadOutcome(data: disk.read(range), digests: blocks.map { SimulatedDisk.digest(tag: disk.current($0), algorithm: algorithm) })
+        case .digests(let algorithm):
+            return ReadOutcome(digests: blocks.map { SimulatedDisk.digest(tag: disk.current($0), algorithm: algorithm) })
+        case .prefetch:
+            return ReadOutcome()
+        case .allocation:
+            return ReadOutcome(allocation: [AllocationRun(length: UInt64(range.count), hole: false)])
+        }
+    }
+
+    func applyMetadata(_ write: MetadataWrite, on node: SimNode) {
+        if write.syncDataFirst {
+            nodes[node.rawValue].disk.sync()
+            if scenario.internalMetadata { nodes[node.rawValue].metadata.sync() }
+        }
+        if nodes[node.rawValue].metadata.apply(write), scenario.internalMetadata { nodes[node.rawValue].disk.sync() }
+    }
+}
