@@ -58,6 +58,7 @@ let package = Package(
             "PeerProtocol", "RepdCore", nioCore,
             .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOTestUtils", package: "swift-nio"),
         ]),
+        .testTarget(name: "RepdSystemTests", dependencies: ["RepdSystem"]),
         .testTarget(name: "IntegrationTests", dependencies: ["CNBD", "RepdCore"]),
     ],
     swiftLanguageModes: [.v6]
