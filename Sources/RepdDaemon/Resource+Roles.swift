@@ -33,6 +33,7 @@ extension Resource {
             stateChanged(&m, &effects)
         }
         logger.info("role Primary")
+        attachment.follow(primary: true)
     }
 
     func demote() throws {
@@ -51,6 +52,7 @@ extension Resource {
             stateChanged(&m, &effects)
         }
         logger.info("role Secondary")
+        attachment.follow(primary: false)
     }
 
     func handle(_ request: ControlRequest) async -> ControlReply {
@@ -65,6 +67,9 @@ extension Resource {
                 return ControlReply(ok: false, message: "\(config.name): \(error)", status: status())
             }
         case .secondary:
+            if let refusal = attachment.prepareDemotion(force: request.force) {
+                return ControlReply(ok: false, message: "\(config.name): \(refusal)", status: status())
+            }
             if mutable.withLockedValue({ $0.inFlight }) > 0 {
                 // Let writes already accepted finish first; new ones will be refused.
                 try? await Task.sleep(nanoseconds: 50_000_000)
@@ -73,9 +78,13 @@ extension Resource {
                 try demote()
                 return ControlReply(ok: true, message: "\(config.name): Secondary", status: status())
             } catch {
+                attachment.follow(primary: mutable.withLockedValue { $0.state.role == .primary })
                 return ControlReply(ok: false, message: "\(config.name): \(error)", status: status())
             }
         case .down:
+            if let refusal = attachment.refuseDown(force: request.force) {
+                return ControlReply(ok: false, message: "\(config.name): \(refusal)", status: status())
+            }
             requestStop()
             return ControlReply(ok: true, message: "\(config.name): going down")
         case .pauseSync, .resumeSync:

@@ -137,6 +137,7 @@ extension Resource {
         m.superblock.generation.recordRole(primary: false)
         persistSuperblock(&m)
         logger.warning("role Secondary (call-pri-lost-after-sb)")
+        attachment.follow(primary: false)
         return true
     }
 

@@ -22,6 +22,7 @@ extension Resource {
         device.metadataFlags = GenerationExplanation.Flags(m.superblock.flags).names
         device.lastVerifyOutOfSyncKiB = m.lastVerify?.outOfSyncKiB
         device.lastVerifyFinishedAt = m.lastVerify?.at
+        device.blockDevice = attachment.status()
         var connections: [ResourceStatus.Connection] = []
         var notes: [String] = []
         if let peer = config.peer {

@@ -38,6 +38,8 @@ public final class Resource: @unchecked Sendable {
         set { linkBox.withLockedValue { $0 = newValue } }
     }
     private let linkBox = NIOLockedValueBox<PeerLink?>(nil)
+    /// The node's block device for the resource's `device` path (Docs/BlockDevice.md).
+    let attachment: DeviceAttachment
 
     struct Mutable {
         var state = NodeState()
@@ -115,6 +117,7 @@ public final class Resource: @unchecked Sendable {
         self.node = node
         self.run = RunDirectory(path: runDirectory, resource: config.name)
         self.logger = logger
+        self.attachment = DeviceAttachment(resource: config.name, node: node, host: config.local, run: run, logger: logger)
         let data = try BlockFile.open(config.local.disk)
         let metadata: MetadataStore
         let superblock: Superblock
@@ -189,6 +192,7 @@ public final class Resource: @unchecked Sendable {
         if let address = config.local.nbdAddress {
             try await nbd.listen(host: address.host, port: address.port)
         }
+        try await attachment.attach(server: nbd, export: exports()[0], writable: mutable.withLockedValue { $0.state.role == .primary })
         let s = mutable.withLockedValue { $0.state }
         logger.info("attached \(config.local.disk) (\(size) usable bytes), disk \(s.disk.rawValue), role \(s.role.rawValue); exporting \(run.nbdURI)")
         // The bitmap is written lazily: the activity log covers the extents whose bits are not on disk yet.
@@ -315,6 +319,7 @@ public final class Resource: @unchecked Sendable {
 
     /// Stops taking requests, lets in-flight I/O finish, and persists the metadata.
     func shutdown() async {
+        await attachment.detach()
         logger.info("shutting down: no new requests, draining in-flight I/O")
         mutable.withLockedValue { $0.shuttingDown = true }
         await nbd.stopListening()
