@@ -30,14 +30,15 @@ resource r0 {
     after-sb-1pri discard-secondary;
     after-sb-2pri disconnect;
   }
+  # Both nodes run on this machine: no block devices (`device none;`), the exports only.
   on alpha {
-    device /dev/repd0;
+    device none;
     disk $DEMO_DIR/alpha.img;
     address 127.0.0.1:7789;
     meta-disk $DEMO_DIR/alpha.md;
   }
   on beta {
-    device /dev/repd0;
+    device none;
     disk $DEMO_DIR/beta.img;
     address 127.0.0.2:7789;
     meta-disk $DEMO_DIR/beta.md;

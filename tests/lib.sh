@@ -567,7 +567,8 @@ export_ready() { nbdinfo --size "$NBD_URI" >/dev/null 2>&1; }
 
 # start_single_node RES SIZE
 #
-# Writes RES.res (peer beta is never started), creates the backing data
+# Writes RES.res (peer beta is never started; `device none;` unless
+# SINGLE_NODE_DEVICE names a device path), creates the backing data
 # and meta-disk files, then create-md / up / primary --force, and waits
 # (bounded) until the export answers and status says Primary/UpToDate.
 # Sets: RES PORT DISK MD PEER_DISK NBD_SOCK NBD_URI PID_FILE LOG_FILE
@@ -592,8 +593,8 @@ start_single_node() {  # RES SIZE
     cat >"$REPD_CONFIG_DIR/$res.res" <<EOF
 resource $res {
   net { protocol C; }
-  on alpha { device /dev/repd0; disk $DISK; address 127.0.0.1:$PORT; meta-disk $MD; }
-  on beta  { device /dev/repd0; disk $PEER_DISK;  address 127.0.0.2:$PORT; meta-disk $T/w/beta.md; }
+  on alpha { device ${SINGLE_NODE_DEVICE:-none}; disk $DISK; address 127.0.0.1:$PORT; meta-disk $MD; }
+  on beta  { device none; disk $PEER_DISK;  address 127.0.0.2:$PORT; meta-disk $T/w/beta.md; }
 }
 EOF
 
@@ -726,6 +727,9 @@ repd_node() {
 # when set, is the body of a disk section (resync-rate, c-*, al-extents);
 # TWO_NODE_EXTRA is more text inside the resource (e.g. a handlers section);
 # TWO_NODE_ALPHA_ADDR / TWO_NODE_BETA_ADDR replace 127.0.0.1 / 127.0.0.2.
+# Both nodes run on this one machine, so by default neither gets a block
+# device (`device none;`: export only); TWO_NODE_ALPHA_DEVICE /
+# TWO_NODE_BETA_DEVICE give one a device path (distinct ones).
 write_two_node_res() {
     local file=$1 res=$2 port=$3 dir=$4 net
     shift 4
@@ -736,8 +740,8 @@ write_two_node_res() {
     cat >"$file" <<EOF
 resource $res {
   net { $net }$more
-  on alpha { device /dev/repd0; disk $dir/alpha.img; address ${TWO_NODE_ALPHA_ADDR:-127.0.0.1}:$port; meta-disk $dir/alpha.md; }
-  on beta  { device /dev/repd0; disk $dir/beta.img;  address ${TWO_NODE_BETA_ADDR:-127.0.0.2}:$port; meta-disk $dir/beta.md; }
+  on alpha { device ${TWO_NODE_ALPHA_DEVICE:-none}; disk $dir/alpha.img; address ${TWO_NODE_ALPHA_ADDR:-127.0.0.1}:$port; meta-disk $dir/alpha.md; }
+  on beta  { device ${TWO_NODE_BETA_DEVICE:-none}; disk $dir/beta.img;  address ${TWO_NODE_BETA_ADDR:-127.0.0.2}:$port; meta-disk $dir/beta.md; }
 }
 EOF
 }
