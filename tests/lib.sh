@@ -112,21 +112,28 @@ run_quiet() {  # NAME CMD [ARGS...]
 # --------------------------------------------------------------------------
 # Requirements
 
+# Something the test needs is missing: a SKIP, except in CI (CI=true),
+# where it is a FAIL.
+missing() {  # REASON
+    [ "${CI:-}" != true ] || fail "$* (CI=true: a missing requirement is a failure)"
+    skip "$*"
+}
+
 require_tool() {  # TOOL...
     local t
     for t in "$@"; do
-        command -v "$t" >/dev/null 2>&1 || skip "required tool '$t' not found"
+        command -v "$t" >/dev/null 2>&1 || missing "required tool '$t' not found"
     done
 }
 
 require_root() {
-    [ "$(id -u)" -eq 0 ] || skip "must be run as root"
+    [ "$(id -u)" -eq 0 ] || missing "must be run as root"
 }
 
 require_dev() {  # /dev/NODE...
     local d
     for d in "$@"; do
-        [ -e "$d" ] || skip "$d not available"
+        [ -e "$d" ] || missing "$d not available"
     done
 }
 
@@ -233,6 +240,8 @@ add_loop()    { LOOPS+=("$1"); }
 add_fuse()    { FUSE_MNTS+=("$1 ${2:-}"); }
 NETNS=()         # network namespaces (ip netns del), after the daemons in them
 add_netns()   { NETNS+=("$1"); }
+DEV_LINKS=()     # /dev links a daemon makes (removed if still a link once the daemons are gone)
+add_devlink() { DEV_LINKS+=("$1"); }
 
 # Remove one entry from a registry array once the test has undone it itself.
 _unregister() {  # ARRAYNAME VALUE
@@ -445,6 +454,10 @@ cleanup() {
     nodes_cleanup
     _sweep_daemons
     _sweep_strays
+    for dev in "${DEV_LINKS[@]}"; do
+        [ -L "$dev" ] && rm -f "$dev"
+    done
+    [ "${#DEV_LINKS[@]}" -eq 0 ] || rmdir /dev/repd/by-res /dev/repd 2>/dev/null
     local ns
     for ns in "${NETNS[@]}"; do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null

@@ -89,10 +89,12 @@ final class DeviceAttachment: @unchecked Sendable {
             logger.info("device none: exporting over NBD only")
             return
         }
+        // A device a crashed daemon left in use (mounted) is reconnected, so its users live on.
+        let revive = Self.staleKernelNBDInUse(run: run, resource: resource)
         undoLeftovers()
         let result: Attached
         if let driver = kernelDriver() {
-            result = try await attachKernelNBD(driver: driver, server: server, export: export, writable: writable)
+            result = try await attachKernelNBD(driver: driver, server: server, export: export, writable: writable, reviving: revive)
         } else {
             if ProcessSupport.fileExists("/dev/ublk-control") {
                 logger.info("/dev/ublk-control exists, but repd does not drive ublk yet: using nbdfuse+loop")
@@ -132,9 +134,14 @@ final class DeviceAttachment: @unchecked Sendable {
         return host.minor
     }
 
-    private func attachKernelNBD(driver: NBDKernelDriver, server: NBDServer, export: NBDExportInfo, writable: Bool) async throws -> Attached {
+    private func attachKernelNBD(driver: NBDKernelDriver, server: NBDServer, export: NBDExportInfo, writable: Bool, reviving: Int?) async throws -> Attached {
         let devices = (try? driver.devices()) ?? []
         var index = preferredNBDIndex
+        var revive = reviving
+        if let stale = revive, BlockDevices.size("/dev/nbd\(stale)") != export.size {
+            logger.warning("/dev/nbd\(stale), left in use by the previous daemon, has another size than the export: not reconnecting it")
+            revive = nil
+        }
         if let wanted = index, devices.contains(where: { $0.index == wanted && $0.connected }) {
             logger.info("/dev/nbd\(wanted) is in use: taking a free nbd device")
             index = nil
@@ -161,7 +168,23 @@ final class DeviceAttachment: @unchecked Sendable {
             index: index, sockets: kernelEnds, sizeBytes: export.size, blockSizeBytes: UInt64(Self.blockSize),
             serverFlags: UInt64(export.flags.rawValue), deadConnectionTimeoutSeconds: Self.deadConnectionTimeoutSeconds,
             backend: backendIdentifier)
-        let outcome = failure == nil ? connect(driver, request) : .failure(failure!)
+        var outcome: Result<Int, any Error>
+        if failure != nil {
+            outcome = .failure(failure!)
+        } else if let stale = revive {
+            do {
+                try driver.reconnect(index: stale, sockets: kernelEnds, backend: backendIdentifier)
+                logger.warning("reconnected /dev/nbd\(stale), which the previous daemon left in use: its users carry on")
+                outcome = .success(stale)
+            } catch {
+                logger.warning("cannot reconnect /dev/nbd\(stale) (\(error)): attaching another nbd device")
+                var other = request
+                other.index = nil
+                outcome = connect(driver, other)
+            }
+        } else {
+            outcome = connect(driver, request)
+        }
         // The kernel holds its own reference to each socket it took; ours are closed either way.
         kernelEnds.forEach { ProcessSupport.closeDescriptor($0) }
         let connected: Int
@@ -221,7 +244,10 @@ final class DeviceAttachment: @unchecked Sendable {
                 ProcessSupport.sleep(milliseconds: 20)
             }
             // Direct I/O: the loop device reads and writes the FUSE file without a second page cache.
-            let loop = try LoopDevice.attach(file: run.fuseFile, name: backendIdentifier, blockSize: Self.blockSize, directIO: true)
+            // No autoclear: after a crash the loop device stays bound (like a dead nbd device stays
+            // connected) until the next `up` or `down` undoes it, so that nobody else gets it with
+            // the read-only flag a Secondary set (BLKROSET outlives the binding).
+            let loop = try LoopDevice.attach(file: run.fuseFile, name: backendIdentifier, blockSize: Self.blockSize, directIO: true, autoclear: false)
             result.loop = loop
             result.target = loop.path
             result.kernelName = "loop\(loop.index)"
@@ -325,6 +351,8 @@ final class DeviceAttachment: @unchecked Sendable {
         guard let a = attached.withLockedValue({ current in defer { current = nil }; return current }) else { return }
         if let busy = inUse() { logger.warning("detaching a device that is in use: \(busy)") }
         do { try BlockDevices.flushBuffers(a.target) } catch { logger.warning("flushing \(a.target): \(error)") }
+        // The read-only flag outlives the attachment: the device's next user must not inherit it.
+        do { try BlockDevices.setReadOnly(a.target, false) } catch { logger.warning("clearing the read-only flag of \(a.target): \(error)") }
         removeLinks(a)
         switch a.method {
         case .kernelNBD:
@@ -418,14 +446,30 @@ final class DeviceAttachment: @unchecked Sendable {
         Self.undoLeftovers(run: run, resource: resource, logger: logger)
     }
 
+    /// The recorded state file as `key value` pairs.
+    static func leftoverState(_ run: RunDirectory) -> [(String, String)]? {
+        guard let text = SysFS.read(run.deviceState) else { return nil }
+        var fields: [(String, String)] = []
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            if parts.count == 2 { fields.append((String(parts[0]), String(parts[1]))) }
+        }
+        return fields
+    }
+
+    /// The index of the nbd device a dead daemon of this resource left connected and in use.
+    static func staleKernelNBDInUse(run: RunDirectory, resource: String) -> Int? {
+        guard let fields = leftoverState(run), fields.contains(where: { $0 == ("method", "kernel-nbd") }),
+              let name = fields.first(where: { $0.0 == "kernel-name" })?.1, name.hasPrefix("nbd"),
+              let index = Int(name.dropFirst(3)), NBDKernelDriver.backend(index: index) == "repd:\(resource)",
+              !BlockDevices.users(of: name).isEmpty
+        else { return nil }
+        return index
+    }
+
     static func undoLeftovers(run: RunDirectory, resource: String, logger: Logger?) -> [String] {
         var done: [String] = []
-        if let text = SysFS.read(run.deviceState) {
-            var fields: [(String, String)] = []
-            for line in text.split(separator: "\n") {
-                let parts = line.split(separator: " ", maxSplits: 1)
-                if parts.count == 2 { fields.append((String(parts[0]), String(parts[1]))) }
-            }
+        if let fields = leftoverState(run) {
             let value = { (key: String) in fields.first { $0.0 == key }?.1 }
             let kernelName = value("kernel-name") ?? ""
             for (key, link) in fields where key == "link" {
@@ -434,21 +478,29 @@ final class DeviceAttachment: @unchecked Sendable {
                 }
             }
             let busy = kernelName.isEmpty ? [] : BlockDevices.users(of: kernelName)
+            let inUse = "is still in use and stays until released: \(busy.map(\.description).joined(separator: "; "))"
             if value("method") == "kernel-nbd", kernelName.hasPrefix("nbd"), let index = Int(kernelName.dropFirst(3)),
                NBDKernelDriver.backend(index: index) == "repd:\(resource)" {
                 if busy.isEmpty {
+                    try? BlockDevices.setReadOnly("/dev/\(kernelName)", false)
                     if (try? NBDKernelDriver().disconnect(index: index)) != nil { done.append("disconnected the stale /dev/\(kernelName)") }
                 } else {
-                    done.append("left /dev/\(kernelName) connected: \(busy.map(\.description).joined(separator: "; "))")
+                    done.append("/dev/\(kernelName) \(inUse)")
+                }
+            }
+            if value("method") == "nbdfuse-loop", kernelName.hasPrefix("loop"), let index = Int(kernelName.dropFirst(4)),
+               LoopDevice.backingFile(ofLoop: index).map({ $0.hasPrefix(run.fuseFile) }) == true {
+                if busy.isEmpty {
+                    try? BlockDevices.setReadOnly("/dev/\(kernelName)", false)
+                    if (try? LoopDevice.clear(index: index)) != nil { done.append("detached the stale /dev/\(kernelName)") }
+                } else {
+                    done.append("/dev/\(kernelName) \(inUse)")
                 }
             }
             if let pidText = value("nbdfuse-pid"), let pid = Int32(pidText), ProcessSupport.isAlive(pid),
                (SysFS.read("/proc/\(pid)/cmdline") ?? "").contains(run.fuseFile) {
                 ProcessSupport.terminate(pid)
                 done.append("stopped the stale nbdfuse (pid \(pid))")
-            }
-            if value("method") == "nbdfuse-loop", !busy.isEmpty {
-                done.append("/dev/\(kernelName) is still in use and stays until released: \(busy.map(\.description).joined(separator: "; "))")
             }
             ProcessSupport.removeFile(run.deviceState)
         }

@@ -6,9 +6,9 @@ import SystemPackage
 
 /// A loop device bound to a file, held open for as long as this value lives.
 ///
-/// It is configured with LO_FLAGS_AUTOCLEAR: once `detach()` ran, or the process holding it died,
-/// the kernel unbinds it as soon as its last user (a mount, a dm table) lets go, so a crashed
-/// daemon leaves no loop device behind.
+/// `detach()` unbinds it (LOOP_CLR_FD: at once when nobody else has it open, else when its last
+/// user, a mount or a dm table, lets go). With `autoclear` the kernel also unbinds it when the
+/// last descriptor closes, e.g. when the process holding it died.
 public final class LoopDevice: @unchecked Sendable {
     public let index: Int
     public let backingFile: String
@@ -26,12 +26,12 @@ public final class LoopDevice: @unchecked Sendable {
 
     /// Binds `file` to a free loop device. `name` is recorded as the loop's `lo_file_name`
     /// (`losetup -l` shows the backing file; the name says who set it up).
-    public static func attach(file: String, name: String, blockSize: UInt32 = 512, directIO: Bool = false) throws(SystemError) -> LoopDevice {
+    public static func attach(file: String, name: String, blockSize: UInt32 = 512, directIO: Bool = false, autoclear: Bool = true) throws(SystemError) -> LoopDevice {
         let backing = try retryingEINTR("open", file) { open(file, O_RDWR | O_CLOEXEC) }
         defer { close(backing) }
         let control = try retryingEINTR("open", "/dev/loop-control") { open("/dev/loop-control", O_RDWR | O_CLOEXEC) }
         defer { close(control) }
-        var flags = crepd_lo_flags_autoclear()
+        var flags: UInt32 = autoclear ? crepd_lo_flags_autoclear() : 0
         if directIO { flags |= crepd_lo_flags_direct_io() }
         // Another process may take the free device between GET_FREE and the bind: try again.
         var lastError = SystemError("loop attach", file, errno: .resourceBusy)
@@ -69,6 +69,14 @@ public final class LoopDevice: @unchecked Sendable {
         _ = crepd_loop_clear(fd)
         close(fd)
         fd = -1
+    }
+
+    /// Unbinds loop device `index` (LOOP_CLR_FD), e.g. one a crashed process left bound.
+    public static func clear(index: Int) throws(SystemError) {
+        let path = "/dev/loop\(index)"
+        let fd = try retryingEINTR("open", path) { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        _ = try retryingEINTR("ioctl(LOOP_CLR_FD)", path) { crepd_loop_clear(fd) }
     }
 
     /// The file a loop device is bound to (`/sys/block/loopN/loop/backing_file`), nil if unbound.
