@@ -42,6 +42,10 @@ final class DeviceAttachment: @unchecked Sendable {
         var loop: LoopDevice?
         var nbdfuse: SupervisedProcess?
         var readOnly: Bool
+        /// An in-use nbd device the previous daemon left: the kernel ends of the new sockets, to be
+        /// handed over (NBD_CMD_RECONFIGURE) at promotion. A Secondary would refuse the writes the
+        /// kernel queued meanwhile, and the file system on it would abort.
+        var pendingReconnect: [Int32]? = nil
     }
 
     /// The kernel keeps queued requests this long after repd's connections died, waiting for a
@@ -169,8 +173,14 @@ final class DeviceAttachment: @unchecked Sendable {
             serverFlags: UInt64(export.flags.rawValue), deadConnectionTimeoutSeconds: Self.deadConnectionTimeoutSeconds,
             backend: backendIdentifier)
         var outcome: Result<Int, any Error>
+        var deferred: [Int32]? = nil
         if failure != nil {
             outcome = .failure(failure!)
+        } else if let stale = revive, !writable {
+            let when = "within \(Self.deadConnectionTimeoutSeconds) s, or the requests the kernel queued fail"
+            logger.warning("/dev/nbd\(stale), which the previous daemon left in use, is reconnected when this node becomes Primary (\(when))")
+            deferred = kernelEnds
+            outcome = .success(stale)
         } else if let stale = revive {
             do {
                 try driver.reconnect(index: stale, sockets: kernelEnds, backend: backendIdentifier)
@@ -186,19 +196,22 @@ final class DeviceAttachment: @unchecked Sendable {
             outcome = connect(driver, request)
         }
         // The kernel holds its own reference to each socket it took; ours are closed either way.
-        kernelEnds.forEach { ProcessSupport.closeDescriptor($0) }
+        if deferred == nil { kernelEnds.forEach { ProcessSupport.closeDescriptor($0) } }
         let connected: Int
         switch outcome {
         case .success(let n): connected = n
         case .failure(let error): throw error
         }
         let target = "/dev/nbd\(connected)"
-        var result = Attached(method: .kernelNBD, target: target, kernelName: "nbd\(connected)", links: [], nbdIndex: connected, readOnly: false)
+        var result = Attached(method: .kernelNBD, target: target, kernelName: "nbd\(connected)", links: [], nbdIndex: connected, readOnly: false,
+                              pendingReconnect: deferred)
         do {
             try waitForDevice(target, size: export.size)
             try finish(&result, writable: writable)
         } catch {
-            try? driver.disconnect(index: connected)
+            // A device its users still hold is theirs: never disconnected here.
+            if connected != revive { try? driver.disconnect(index: connected) }
+            deferred?.forEach { ProcessSupport.closeDescriptor($0) }
             removeLinks(result)
             throw error
         }
@@ -292,8 +305,19 @@ final class DeviceAttachment: @unchecked Sendable {
     /// the device's cache is dropped first: the peer may have changed the data under it.
     func follow(primary: Bool) {
         guard let a = attached.withLockedValue({ $0 }), a.readOnly == primary else { return }
+        if primary, let sockets = a.pendingReconnect, let index = a.nbdIndex {
+            do {
+                try NBDKernelDriver().reconnect(index: index, sockets: sockets, backend: backendIdentifier)
+                logger.warning("reconnected /dev/nbd\(index), which the previous daemon left in use: its users carry on")
+            } catch {
+                logger.error("cannot reconnect /dev/nbd\(index): \(error)")
+            }
+            sockets.forEach { ProcessSupport.closeDescriptor($0) }
+            attached.withLockedValue { $0?.pendingReconnect = nil }
+        }
         do {
-            if primary { try BlockDevices.flushBuffers(a.target) }
+            // Drop what the cache holds from before (unless a reconnected user's I/O is in it).
+            if primary && a.pendingReconnect == nil { try BlockDevices.flushBuffers(a.target) }
             try BlockDevices.setReadOnly(a.target, !primary)
             attached.withLockedValue { $0?.readOnly = !primary }
             logger.info("device \(a.target) \(primary ? "writable (Primary)" : "read-only (Secondary)")")
@@ -350,6 +374,7 @@ final class DeviceAttachment: @unchecked Sendable {
     func detach() async {
         guard let a = attached.withLockedValue({ current in defer { current = nil }; return current }) else { return }
         if let busy = inUse() { logger.warning("detaching a device that is in use: \(busy)") }
+        a.pendingReconnect?.forEach { ProcessSupport.closeDescriptor($0) }
         do { try BlockDevices.flushBuffers(a.target) } catch { logger.warning("flushing \(a.target): \(error)") }
         // The read-only flag outlives the attachment: the device's next user must not inherit it.
         do { try BlockDevices.setReadOnly(a.target, false) } catch { logger.warning("clearing the read-only flag of \(a.target): \(error)") }
@@ -379,10 +404,7 @@ final class DeviceAttachment: @unchecked Sendable {
         for link in a.links.reversed() {
             DeviceLink.remove(link, ifPointingTo: DeviceLink.relativeTarget(from: link, toDevice: a.kernelName))
         }
-        removeEmptyDirectories(of: byResourceLink)
-    }
-
-    private func removeEmptyDirectories(of link: String) {
+        // Only if empty: other resources' links may be there.
         ProcessSupport.removeDirectory("/dev/repd/by-res")
         ProcessSupport.removeDirectory("/dev/repd")
     }
@@ -477,6 +499,8 @@ final class DeviceAttachment: @unchecked Sendable {
                     done.append("removed the stale link \(link)")
                 }
             }
+            ProcessSupport.removeDirectory("/dev/repd/by-res")
+            ProcessSupport.removeDirectory("/dev/repd")
             let busy = kernelName.isEmpty ? [] : BlockDevices.users(of: kernelName)
             let inUse = "is still in use and stays until released: \(busy.map(\.description).joined(separator: "; "))"
             if value("method") == "kernel-nbd", kernelName.hasPrefix("nbd"), let index = Int(kernelName.dropFirst(3)),

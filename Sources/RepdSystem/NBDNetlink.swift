@@ -129,7 +129,7 @@ public struct NBDKernelDriver {
 
     /// `/sys/block/nbdN/backend` (Linux 5.18+), nil when absent or unreadable.
     public static func backend(index: Int) -> String? {
-        guard let text = try? ProcessSupport.readTextFile("/sys/block/nbd\(index)/backend") else { return nil }
+        guard let text = SysFS.read("/sys/block/nbd\(index)/backend") else { return nil }
         let value = text.trimmingWhitespace()
         return value.isEmpty ? nil : value
     }
