@@ -1185,3 +1185,71 @@ _dump_node_diagnostics() {
         show_file "$run/$res.log" 40
     done
 }
+
+# ==========================================================================
+# repd inside qemu guests of ../shared/vm (tests/guests-*.sh)
+
+# vm_harness [--cluster]: finds the harness (../shared/vm beside the
+# checkout, or beside the main checkout of a git worktree; REPD_VM_HARNESS
+# names it) and builds its kernel and initramfs (cached in REPD_VM_WORKDIR,
+# default /tmp/vmwork; bounded by REPD_VM_BUILD_TIMEOUT, default 900 s).
+# Sets VMDIR and WORKDIR.
+vm_harness() {
+    local top common d rc=0
+    [ "${REPD_SKIP_VM:-0}" != 1 ] || skip "REPD_SKIP_VM=1"
+    top=$(git -C "$TESTS_DIR" rev-parse --show-toplevel 2>/dev/null) || top=$(dirname "$TESTS_DIR")
+    common=$(git -C "$TESTS_DIR" rev-parse --path-format=absolute --git-common-dir 2>/dev/null) || common=""
+    VMDIR=${REPD_VM_HARNESS:-}
+    for d in "$top/../shared/vm" ${common:+"$(dirname "$common")/../shared/vm"}; do
+        [ -n "$VMDIR" ] || { [ -r "$d/run-guest.sh" ] && VMDIR=$d; }
+    done
+    [ -n "$VMDIR" ] && [ -r "$VMDIR/run-guest.sh" ] && [ -r "$VMDIR/build-initramfs.sh" ] ||
+        missing "no VM harness (../shared/vm beside the repository, or REPD_VM_HARNESS)"
+    VMDIR=$(cd "$VMDIR" && pwd)
+    WORKDIR=${REPD_VM_WORKDIR:-/tmp/vmwork}
+    REPD_VM_WORKDIR=$WORKDIR timeout -k 20 "${REPD_VM_BUILD_TIMEOUT:-900}" bash "$VMDIR/build-initramfs.sh" "$@" \
+        >"$T/vm-build.out" 2>&1 </dev/null 8>&- 9>&- || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        show_file "$T/vm-build.out" 15 >&2
+        missing "the VM harness could not be built (build-initramfs.sh $* exit $rc)"
+    fi
+    require_tool qemu-system-x86_64
+}
+
+# guest_repd_files: a repd that runs without the Swift toolchain, for the
+# guests: REPD_STATIC, or `swift build -c release --static-swift-stdlib`
+# into <top>/.build-static (bounded by REPD_STATIC_BUILD_TIMEOUT, default
+# 1800 s).  Stripped into $T/files/repd, with the shared libraries the
+# guest's initramfs lacks (libstdc++, libgcc_s); the guest runs it with
+# LD_LIBRARY_PATH=/data.  Sets GUEST_FILES (-f options for run-guest.sh).
+guest_repd_files() {
+    local top static rc=0 lib
+    require_tool strip ldd
+    top=$(git -C "$TESTS_DIR" rev-parse --show-toplevel 2>/dev/null) || top=$(dirname "$TESTS_DIR")
+    static=${REPD_STATIC:-}
+    if [ -z "$static" ]; then
+        static="$top/.build-static/release/repd"
+        command -v swift >/dev/null 2>&1 || PATH=/opt/swift/usr/bin:$PATH
+        if command -v swift >/dev/null 2>&1; then
+            (cd "$top" && exec timeout -k 20 "${REPD_STATIC_BUILD_TIMEOUT:-1800}" nice -n 10 \
+                swift build -c release --static-swift-stdlib --scratch-path "$top/.build-static") \
+                >"$T/static-build.out" 2>&1 </dev/null 8>&- 9>&- || rc=$?
+            [ "$rc" -eq 0 ] || { show_file "$T/static-build.out" 20 >&2; fail "swift build -c release --static-swift-stdlib failed (exit $rc)"; }
+        elif [ ! -x "$static" ]; then
+            missing "no Swift toolchain to build a static repd, and REPD_STATIC is not set"
+        fi
+    fi
+    [ -x "$static" ] || fail "no static repd at $static"
+    if ldd "$static" 2>/dev/null | grep -q 'libswift'; then
+        fail "$static links the Swift runtime dynamically; build it with --static-swift-stdlib"
+    fi
+    mkdir -p "$T/files"
+    strip -o "$T/files/repd" "$static"
+    for lib in $(ldd "$T/files/repd" | grep -oE '/[^ ]+\.so[^ ]*'); do
+        [ -e "$WORKDIR/initramfs-root$lib" ] || [ -e "$WORKDIR/initramfs-root/lib/x86_64-linux-gnu/$(basename "$lib")" ] ||
+            cp -L "$lib" "$T/files/"
+    done
+    GUEST_FILES=()
+    for lib in "$T"/files/*; do GUEST_FILES+=(-f "$lib"); done
+    pass "static repd $(du -h "$T/files/repd" | cut -f1) stripped; into the guests with: $(cd "$T/files" && ls | tr '\n' ' ')"
+}
