@@ -5,6 +5,8 @@ set -euo pipefail
 packages=(
   libnbd-dev libnbd-bin nbdkit nbdfuse python3-libnbd qemu-utils fio
   lvm2 e2fsprogs fuse3 socat util-linux iproute2 tmux pkg-config
+  kmod        # modprobe nbd: repd up attaches the block device through the kernel's nbd driver
+  binutils    # strip: the static repd copied into the test guests
   qemu-system-common   # qemu-storage-daemon, for Benchmarks/run.sh
 )
 missing=()
