@@ -19,7 +19,7 @@
 source "$(dirname "$0")/lib.sh"
 
 require_root
-require_tool losetup pvcreate vgcreate vgs vgremove pvremove mkfs.ext4 mount umount blockdev sha256sum dd
+require_tool losetup pvcreate vgcreate vgs vgremove pvremove mkfs.ext4 mount umount blockdev blkdiscard sha256sum dd
 if [ ! -e /sys/module/nbd ]; then
     require_dev /dev/fuse /dev/loop-control
     require_tool nbdfuse
@@ -57,6 +57,11 @@ KNAME=$(basename "$TARGET")
 timeout 30 "$REPD" status "$RESNAME" >"$T/status.txt" 2>&1 || true
 grep -qF "# device:$DEV -> $TARGET ($METHOD)" "$T/status.txt" || { show_file "$T/status.txt" >&2; fail "status text does not name the device"; }
 pass "up: $DEV -> $TARGET ($METHOD), /dev/repd/by-res/$RESNAME, $SIZE bytes; status: $(grep 'device:' "$T/status.txt" | sed 's/^ *# //')"
+# A discard of the whole device reaches the daemon in pieces that fit the activity log.
+DMAX=$(cat "/sys/block/$KNAME/queue/discard_max_bytes")
+[ "$DMAX" -gt 0 ] && [ "$DMAX" -le $((32 << 20)) ] || fail "discard_max_bytes of $KNAME is $DMAX, expected 1..32 MiB"
+run_logged blkdiscard timeout 60 blkdiscard "$DEV"
+pass "blkdiscard of all of $DEV (discard_max_bytes $DMAX)"
 checkpoint device-up
 
 VG="repddev_$$"

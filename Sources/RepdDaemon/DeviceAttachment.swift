@@ -42,6 +42,8 @@ final class DeviceAttachment: @unchecked Sendable {
         var loop: LoopDevice?
         var nbdfuse: SupervisedProcess?
         var readOnly: Bool
+        /// The device's discard limit before repd lowered it, restored at detach (it outlives the attachment).
+        var originalDiscardLimit: UInt64? = nil
         /// An in-use nbd device the previous daemon left: the kernel ends of the new sockets, to be
         /// handed over (NBD_CMD_RECONFIGURE) at promotion. A Secondary would refuse the writes the
         /// kernel queued meanwhile, and the file system on it would abort.
@@ -88,14 +90,16 @@ final class DeviceAttachment: @unchecked Sendable {
 
     /// Attaches the device (nothing with `device none;`). Call once the export listens.
     func attach(server: NBDServer, export: NBDExportInfo, writable: Bool) async throws {
-        checkLVMSignature()
         guard host.wantsDevice else {
+            checkLVMSignature()
             logger.info("device none: exporting over NBD only")
             return
         }
         // A device a crashed daemon left in use (mounted) is reconnected, so its users live on.
         let revive = Self.staleKernelNBDInUse(run: run, resource: resource)
         undoLeftovers()
+        // Not while a dead nbd device of ours is still connected: pvs would wait on it.
+        if revive == nil { checkLVMSignature() }
         let result: Attached
         if let driver = kernelDriver() {
             result = try await attachKernelNBD(driver: driver, server: server, export: export, writable: writable, reviving: revive)
@@ -286,8 +290,21 @@ final class DeviceAttachment: @unchecked Sendable {
         }
     }
 
-    /// Read-only flag for the role, then the links.
+    /// The largest discard the device passes on in one request. The drivers allow gigabytes (mkfs
+    /// discards the whole device at once); a request is admitted only once all the activity-log
+    /// extents it touches are hot, so it must stay well within `al-extents` (32 MiB touches at
+    /// most 9 extents, as the largest write does).
+    static let maximumDiscardBytes: UInt64 = 32 << 20
+
+    /// Read-only flag for the role, discard size, then the links.
     private func finish(_ a: inout Attached, writable: Bool) throws {
+        if let limit = BlockDevices.discardLimit(of: a.kernelName), limit > Self.maximumDiscardBytes {
+            if BlockDevices.setDiscardLimit(of: a.kernelName, bytes: Self.maximumDiscardBytes) {
+                a.originalDiscardLimit = limit
+            } else {
+                logger.warning("cannot limit discards on \(a.target) to \(Self.maximumDiscardBytes) bytes")
+            }
+        }
         try BlockDevices.setReadOnly(a.target, !writable)
         a.readOnly = !writable
         var links: [String] = []
@@ -376,8 +393,10 @@ final class DeviceAttachment: @unchecked Sendable {
         if let busy = inUse() { logger.warning("detaching a device that is in use: \(busy)") }
         a.pendingReconnect?.forEach { ProcessSupport.closeDescriptor($0) }
         do { try BlockDevices.flushBuffers(a.target) } catch { logger.warning("flushing \(a.target): \(error)") }
-        // The read-only flag outlives the attachment: the device's next user must not inherit it.
+        // The read-only flag and the discard limit outlive the attachment: the device's next user
+        // must not inherit them.
         do { try BlockDevices.setReadOnly(a.target, false) } catch { logger.warning("clearing the read-only flag of \(a.target): \(error)") }
+        if let limit = a.originalDiscardLimit { BlockDevices.setDiscardLimit(of: a.kernelName, bytes: limit) }
         removeLinks(a)
         switch a.method {
         case .kernelNBD:
@@ -455,6 +474,7 @@ final class DeviceAttachment: @unchecked Sendable {
         var lines = ["method \(a.method == .kernelNBD ? "kernel-nbd" : "nbdfuse-loop")", "target \(a.target)", "kernel-name \(a.kernelName)"]
         lines += a.links.map { "link \($0)" }
         if let pid = a.nbdfuse?.pid { lines.append("nbdfuse-pid \(pid)") }
+        if let limit = a.originalDiscardLimit { lines.append("discard-max-bytes \(limit)") }
         do {
             try ProcessSupport.writeTextFile(run.deviceState, lines.joined(separator: "\n") + "\n")
         } catch {
@@ -502,11 +522,16 @@ final class DeviceAttachment: @unchecked Sendable {
             ProcessSupport.removeDirectory("/dev/repd/by-res")
             ProcessSupport.removeDirectory("/dev/repd")
             let busy = kernelName.isEmpty ? [] : BlockDevices.users(of: kernelName)
+            /// What repd changed on a device it releases: the read-only flag, the discard limit.
+            let restore = {
+                try? BlockDevices.setReadOnly("/dev/\(kernelName)", false)
+                if let limit = value("discard-max-bytes").flatMap({ UInt64($0) }) { BlockDevices.setDiscardLimit(of: kernelName, bytes: limit) }
+            }
             let inUse = "is still in use and stays until released: \(busy.map(\.description).joined(separator: "; "))"
             if value("method") == "kernel-nbd", kernelName.hasPrefix("nbd"), let index = Int(kernelName.dropFirst(3)),
                NBDKernelDriver.backend(index: index) == "repd:\(resource)" {
                 if busy.isEmpty {
-                    try? BlockDevices.setReadOnly("/dev/\(kernelName)", false)
+                    restore()
                     if (try? NBDKernelDriver().disconnect(index: index)) != nil { done.append("disconnected the stale /dev/\(kernelName)") }
                 } else {
                     done.append("/dev/\(kernelName) \(inUse)")
@@ -515,7 +540,7 @@ final class DeviceAttachment: @unchecked Sendable {
             if value("method") == "nbdfuse-loop", kernelName.hasPrefix("loop"), let index = Int(kernelName.dropFirst(4)),
                LoopDevice.backingFile(ofLoop: index).map({ $0.hasPrefix(run.fuseFile) }) == true {
                 if busy.isEmpty {
-                    try? BlockDevices.setReadOnly("/dev/\(kernelName)", false)
+                    restore()
                     if (try? LoopDevice.clear(index: index)) != nil { done.append("detached the stale /dev/\(kernelName)") }
                 } else {
                     done.append("/dev/\(kernelName) \(inUse)")

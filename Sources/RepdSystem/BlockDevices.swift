@@ -24,6 +24,16 @@ public enum SysFS {
         return text
     }
 
+    /// Writes a sysfs attribute; false if it cannot be written.
+    @discardableResult
+    public static func write(_ path: String, _ text: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == bytes.count
+    }
+
     /// The names in a directory (without `.` and `..`), sorted; empty if it cannot be read.
     public static func list(_ directory: String) -> [String] {
         guard let dir = opendir(directory) else { return [] }
@@ -231,6 +241,18 @@ public enum BlockDevices {
         let fd = try retryingEINTR("open", path) { open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
         defer { close(fd) }
         _ = try retryingEINTR("ioctl(BLKFLSBUF)", path) { crepd_blk_flush_buffers(fd) }
+    }
+
+    /// The largest discard the block layer sends the device in one request
+    /// (`queue/discard_max_bytes`), nil if unknown.
+    public static func discardLimit(of name: String) -> UInt64? {
+        SysFS.read("/sys/block/\(name)/queue/discard_max_bytes").flatMap { UInt64($0) }
+    }
+
+    /// Sets `queue/discard_max_bytes` (the kernel refuses more than the driver allows).
+    @discardableResult
+    public static func setDiscardLimit(of name: String, bytes: UInt64) -> Bool {
+        SysFS.write("/sys/block/\(name)/queue/discard_max_bytes", "\(bytes)")
     }
 
     /// The size in bytes (BLKGETSIZE64); nil if it cannot be read.
