@@ -72,6 +72,7 @@ let package = Package(
         ]),
         .testTarget(name: "RepdEngineTests", dependencies: ["RepdEngine", "RepdCore", "PeerProtocol", nioCore]),
         .testTarget(name: "RepdSimulationTests", dependencies: ["RepdSimulation", "RepdEngine"]),
+        .testTarget(name: "RepdSystemTests", dependencies: ["RepdSystem"]),
         .testTarget(name: "IntegrationTests", dependencies: ["CNBD", "RepdCore"]),
     ],
     swiftLanguageModes: [.v6]

@@ -540,8 +540,8 @@ write_res() {  # FILE RES PORT DIR
 resource $2 {
   net { protocol C; connect-int 1; ping-int 1; ping-timeout 10; timeout 30; cram-hmac-alg sha256; shared-secret "bench"; }
   disk { c-plan-ahead 0; resync-rate 4G; c-min-rate 0; }
-  on alpha { device /dev/repd0; disk $4/alpha.img; address 127.0.0.1:$3; meta-disk $4/alpha.md; }
-  on beta  { device /dev/repd0; disk $4/beta.img;  address 127.0.0.2:$3; meta-disk $4/beta.md; }
+  on alpha { device none; disk $4/alpha.img; address 127.0.0.1:$3; meta-disk $4/alpha.md; }
+  on beta  { device none; disk $4/beta.img;  address 127.0.0.2:$3; meta-disk $4/beta.md; }
 }
 EOF
 }

@@ -160,14 +160,15 @@ resource r0 {
     resync-rate $RATE;
     c-min-rate 0;
   }
+  # Both nodes run on this machine: no block devices (`device none;`), the exports only.
   on alpha {
-    device /dev/repd0;
+    device none;
     disk $DEMO_DIR/alpha.img;
     address 127.0.0.1:$PORT;
     meta-disk $DEMO_DIR/alpha.md;
   }
   on beta {
-    device /dev/repd0;
+    device none;
     disk $DEMO_DIR/beta.img;
     address 127.0.0.2:$PORT;
     meta-disk $DEMO_DIR/beta.md;

@@ -14,6 +14,8 @@ packages=(
   libnbd-dev libnbd-bin nbdkit python3 python3-libnbd qemu-utils fio
   lvm2 e2fsprogs fuse3 socat mount util-linux iproute2 coreutils diffutils tmux pkg-config
   qemu-system-x86
+  kmod        # modprobe nbd: repd up attaches the block device through the kernel's nbd driver
+  binutils    # strip: the static repd copied into the test guests
   qemu-system-common   # qemu-storage-daemon, for Benchmarks/run.sh
 )
 missing=()

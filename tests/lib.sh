@@ -125,38 +125,29 @@ run_quiet() {  # NAME CMD [ARGS...]
 # --------------------------------------------------------------------------
 # Requirements
 
+# Something the test needs is missing: a SKIP, except in CI (CI=true),
+# where it is a FAIL.
+missing() {  # REASON
+    [ "${CI:-}" != true ] || fail "$* (CI=true: a missing requirement is a failure)"
+    skip "$*"
+}
+
 require_tool() {  # TOOL...
     local t
     for t in "$@"; do
-        command -v "$t" >/dev/null 2>&1 || skip "required tool '$t' not found"
+        command -v "$t" >/dev/null 2>&1 || missing "required tool '$t' not found"
     done
 }
 
 require_root() {
-    [ "$(id -u)" -eq 0 ] || skip "must be run as root"
+    [ "$(id -u)" -eq 0 ] || missing "must be run as root"
 }
 
 require_dev() {  # /dev/NODE...
     local d
     for d in "$@"; do
-        [ -e "$d" ] || skip "$d not available"
+        [ -e "$d" ] || missing "$d not available"
     done
-}
-
-# The shared VM harness (shared/vm beside the repository): REPD_VM_DIR, else
-# ../shared/vm from the repository's top, else /work/shared/vm (a clone made
-# elsewhere, e.g. /tmp/ci-check, on the development machine).  Prints the
-# directory; fails if none holds the harness.
-vm_harness_dir() {
-    local top d
-    top=$(git -C "$TESTS_DIR" rev-parse --show-toplevel 2>/dev/null) || top=$(dirname "$TESTS_DIR")
-    for d in ${REPD_VM_DIR:+"$REPD_VM_DIR"} "$top/../shared/vm" /work/shared/vm; do
-        if [ -r "$d/scenario-cluster.sh" ] && [ -r "$d/build-initramfs.sh" ] && [ -r "$d/run-guest.sh" ]; then
-            (cd "$d" && pwd)
-            return 0
-        fi
-    done
-    return 1
 }
 
 # --------------------------------------------------------------------------
@@ -262,6 +253,8 @@ add_loop()    { LOOPS+=("$1"); }
 add_fuse()    { FUSE_MNTS+=("$1 ${2:-}"); }
 NETNS=()         # network namespaces (ip netns del), after the daemons in them
 add_netns()   { NETNS+=("$1"); }
+DEV_LINKS=()     # /dev links a daemon makes (removed if still a link once the daemons are gone)
+add_devlink() { DEV_LINKS+=("$1"); }
 
 # Remove one entry from a registry array once the test has undone it itself.
 _unregister() {  # ARRAYNAME VALUE
@@ -474,6 +467,10 @@ cleanup() {
     nodes_cleanup
     _sweep_daemons
     _sweep_strays
+    for dev in "${DEV_LINKS[@]}"; do
+        [ -L "$dev" ] && rm -f "$dev"
+    done
+    [ "${#DEV_LINKS[@]}" -eq 0 ] || rmdir /dev/repd/by-res /dev/repd 2>/dev/null
     local ns
     for ns in "${NETNS[@]}"; do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
@@ -596,7 +593,8 @@ export_ready() { nbdinfo --size "$NBD_URI" >/dev/null 2>&1; }
 
 # start_single_node RES SIZE
 #
-# Writes RES.res (peer beta is never started), creates the backing data
+# Writes RES.res (peer beta is never started; `device none;` unless
+# SINGLE_NODE_DEVICE names a device path), creates the backing data
 # and meta-disk files, then create-md / up / primary --force, and waits
 # (bounded) until the export answers and status says Primary/UpToDate.
 # Sets: RES PORT DISK MD PEER_DISK NBD_SOCK NBD_URI PID_FILE LOG_FILE
@@ -621,8 +619,8 @@ start_single_node() {  # RES SIZE
     cat >"$REPD_CONFIG_DIR/$res.res" <<EOF
 resource $res {
   net { protocol C; }
-  on alpha { device /dev/repd0; disk $DISK; address 127.0.0.1:$PORT; meta-disk $MD; }
-  on beta  { device /dev/repd0; disk $PEER_DISK;  address 127.0.0.2:$PORT; meta-disk $T/w/beta.md; }
+  on alpha { device ${SINGLE_NODE_DEVICE:-none}; disk $DISK; address 127.0.0.1:$PORT; meta-disk $MD; }
+  on beta  { device none; disk $PEER_DISK;  address 127.0.0.2:$PORT; meta-disk $T/w/beta.md; }
 }
 EOF
 
@@ -755,6 +753,9 @@ repd_node() {
 # when set, is the body of a disk section (resync-rate, c-*, al-extents);
 # TWO_NODE_EXTRA is more text inside the resource (e.g. a handlers section);
 # TWO_NODE_ALPHA_ADDR / TWO_NODE_BETA_ADDR replace 127.0.0.1 / 127.0.0.2.
+# Both nodes run on this one machine, so by default neither gets a block
+# device (`device none;`: export only); TWO_NODE_ALPHA_DEVICE /
+# TWO_NODE_BETA_DEVICE give one a device path (distinct ones).
 write_two_node_res() {
     local file=$1 res=$2 port=$3 dir=$4 net
     shift 4
@@ -765,8 +766,8 @@ write_two_node_res() {
     cat >"$file" <<EOF
 resource $res {
   net { $net }$more
-  on alpha { device /dev/repd0; disk $dir/alpha.img; address ${TWO_NODE_ALPHA_ADDR:-127.0.0.1}:$port; meta-disk $dir/alpha.md; }
-  on beta  { device /dev/repd0; disk $dir/beta.img;  address ${TWO_NODE_BETA_ADDR:-127.0.0.2}:$port; meta-disk $dir/beta.md; }
+  on alpha { device ${TWO_NODE_ALPHA_DEVICE:-none}; disk $dir/alpha.img; address ${TWO_NODE_ALPHA_ADDR:-127.0.0.1}:$port; meta-disk $dir/alpha.md; }
+  on beta  { device ${TWO_NODE_BETA_DEVICE:-none}; disk $dir/beta.img;  address ${TWO_NODE_BETA_ADDR:-127.0.0.2}:$port; meta-disk $dir/beta.md; }
 }
 EOF
 }
@@ -1196,4 +1197,73 @@ _dump_node_diagnostics() {
         fi
         show_file "$run/$res.log" 40
     done
+}
+
+# ==========================================================================
+# repd inside qemu guests of ../shared/vm (tests/guests-*.sh)
+
+# vm_harness [--cluster]: finds the harness (../shared/vm beside the
+# checkout, or beside the main checkout of a git worktree; REPD_VM_HARNESS
+# names it) and builds its kernel and initramfs (cached in REPD_VM_WORKDIR,
+# default /tmp/vmwork; bounded by REPD_VM_BUILD_TIMEOUT, default 900 s).
+# Sets VMDIR and WORKDIR.
+vm_harness() {
+    local top common d rc=0
+    [ "${REPD_SKIP_VM:-0}" != 1 ] || skip "REPD_SKIP_VM=1"
+    top=$(git -C "$TESTS_DIR" rev-parse --show-toplevel 2>/dev/null) || top=$(dirname "$TESTS_DIR")
+    common=$(git -C "$TESTS_DIR" rev-parse --path-format=absolute --git-common-dir 2>/dev/null) || common=""
+    VMDIR=${REPD_VM_HARNESS:-}
+    # /work/shared/vm: a clone made elsewhere (e.g. /tmp/ci-check) on the development machine.
+    for d in "$top/../shared/vm" ${common:+"$(dirname "$common")/../shared/vm"} /work/shared/vm; do
+        [ -n "$VMDIR" ] || { [ -r "$d/run-guest.sh" ] && VMDIR=$d; }
+    done
+    [ -n "$VMDIR" ] && [ -r "$VMDIR/run-guest.sh" ] && [ -r "$VMDIR/build-initramfs.sh" ] ||
+        missing "no VM harness (../shared/vm beside the repository, or REPD_VM_HARNESS)"
+    VMDIR=$(cd "$VMDIR" && pwd)
+    WORKDIR=${REPD_VM_WORKDIR:-/tmp/vmwork}
+    REPD_VM_WORKDIR=$WORKDIR timeout -k 20 "${REPD_VM_BUILD_TIMEOUT:-900}" bash "$VMDIR/build-initramfs.sh" "$@" \
+        >"$T/vm-build.out" 2>&1 </dev/null 8>&- 9>&- || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        show_file "$T/vm-build.out" 15 >&2
+        missing "the VM harness could not be built (build-initramfs.sh $* exit $rc)"
+    fi
+    require_tool qemu-system-x86_64
+}
+
+# guest_repd_files: a repd that runs without the Swift toolchain, for the
+# guests: REPD_STATIC, or `swift build -c release --static-swift-stdlib`
+# into <top>/.build-static (bounded by REPD_STATIC_BUILD_TIMEOUT, default
+# 1800 s).  Stripped into $T/files/repd, with the shared libraries the
+# guest's initramfs lacks (libstdc++, libgcc_s); the guest runs it with
+# LD_LIBRARY_PATH=/data.  Sets GUEST_FILES (-f options for run-guest.sh).
+guest_repd_files() {
+    local top static rc=0 lib
+    require_tool strip ldd
+    top=$(git -C "$TESTS_DIR" rev-parse --show-toplevel 2>/dev/null) || top=$(dirname "$TESTS_DIR")
+    static=${REPD_STATIC:-}
+    if [ -z "$static" ]; then
+        static="$top/.build-static/release/repd"
+        command -v swift >/dev/null 2>&1 || PATH=/opt/swift/usr/bin:$PATH
+        if command -v swift >/dev/null 2>&1; then
+            (cd "$top" && exec timeout -k 20 "${REPD_STATIC_BUILD_TIMEOUT:-1800}" nice -n 10 \
+                swift build -c release --static-swift-stdlib --scratch-path "$top/.build-static") \
+                >"$T/static-build.out" 2>&1 </dev/null 8>&- 9>&- || rc=$?
+            [ "$rc" -eq 0 ] || { show_file "$T/static-build.out" 20 >&2; fail "swift build -c release --static-swift-stdlib failed (exit $rc)"; }
+        elif [ ! -x "$static" ]; then
+            missing "no Swift toolchain to build a static repd, and REPD_STATIC is not set"
+        fi
+    fi
+    [ -x "$static" ] || fail "no static repd at $static"
+    if ldd "$static" 2>/dev/null | grep -q 'libswift'; then
+        fail "$static links the Swift runtime dynamically; build it with --static-swift-stdlib"
+    fi
+    mkdir -p "$T/files"
+    strip -o "$T/files/repd" "$static"
+    for lib in $(ldd "$T/files/repd" | grep -oE '/[^ ]+\.so[^ ]*'); do
+        [ -e "$WORKDIR/initramfs-root$lib" ] || [ -e "$WORKDIR/initramfs-root/lib/x86_64-linux-gnu/$(basename "$lib")" ] ||
+            cp -L "$lib" "$T/files/"
+    done
+    GUEST_FILES=()
+    for lib in "$T"/files/*; do GUEST_FILES+=(-f "$lib"); done
+    pass "static repd $(du -h "$T/files/repd" | cut -f1) stripped; into the guests with: $(cd "$T/files" && ls | tr '\n' ' ')"
 }

@@ -20,19 +20,10 @@ source "$(dirname "$0")/lib.sh"
 [ "${REPD_SKIP_VM:-0}" != 1 ] || skip "REPD_SKIP_VM=1"
 require_root
 require_tool timeout setsid cmp nbdinfo
-_top=$(git -C "$TESTS_DIR" rev-parse --show-toplevel 2>/dev/null) || _top=$(dirname "$TESTS_DIR")
-VMDIR=$(vm_harness_dir) || skip "no VM harness (looked in REPD_VM_DIR, $_top/../shared/vm and /work/shared/vm)"
 VM_TIMEOUT=${REPD_VM_TIMEOUT:-240}
 
 # ---- the harness: packages, kernel, initramfs (cached in its WORKDIR) --------------
-rc=0
-timeout -k 20 "${REPD_VM_BUILD_TIMEOUT:-900}" bash "$VMDIR/build-initramfs.sh" --cluster \
-    >"$T/vm-build.out" 2>&1 </dev/null 8>&- 9>&- || rc=$?
-if [ "$rc" -ne 0 ]; then
-    show_file "$T/vm-build.out" 15 >&2
-    skip "the VM harness could not be built (build-initramfs.sh --cluster exit $rc)"
-fi
-require_tool qemu-system-x86_64
+vm_harness --cluster     # lib.sh: finds ../shared/vm (also from a git worktree), sets VMDIR
 
 # ---- the pair --------------------------------------------------------------------
 if [ -n "$STANDIN" ]; then
@@ -57,7 +48,7 @@ checkpoint vm-ready
 # ---- the cluster scenario ----------------------------------------------------------
 # In its own session: whatever it leaves behind (qemu under its own
 # `timeout` process group) is found by session id and killed by cleanup.
-setsid timeout -k 20 "$VM_TIMEOUT" bash "$VMDIR/scenario-cluster.sh" \
+REPD_VM_WORKDIR=$WORKDIR setsid timeout -k 20 "$VM_TIMEOUT" bash "$VMDIR/scenario-cluster.sh" \
     --socket1 "$SOCK1" --socket2 "$SOCK2" -t $((VM_TIMEOUT - 20)) \
     >"$T/scenario.out" 2>&1 </dev/null 8>&- 9>&- &
 VM_SID=$!

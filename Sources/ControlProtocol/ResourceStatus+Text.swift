@@ -57,6 +57,7 @@ extension ResourceStatus.Device {
         if diskState == "Diskless" { fields.append("client:\(yesNo(client))") }
         if verbose || !quorum { fields.append("quorum:\(yesNo(quorum))") }
         var lines = ["  " + fields.joined(separator: " ")]
+        if let blockDevice { lines.append("      # \(blockDevice.summary)") }
         if statistics {
             var counters: [String] = []
             if verbose { counters.append("size:\(size)") }

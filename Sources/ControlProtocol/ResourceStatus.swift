@@ -63,6 +63,9 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
         public var lastVerifyOutOfSyncKiB: UInt64?
         /// repd: when the last online verify finished, in seconds since the Unix epoch.
         public var lastVerifyFinishedAt: UInt64?
+        /// repd: the block device `repd up` attached for the resource's `device` path; nil with
+        /// `device none;` (export only).
+        public var blockDevice: BlockDevice?
 
         enum CodingKeys: String, CodingKey {
             case volume, minor, client, quorum, size, read, written, blocked
@@ -79,6 +82,7 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
             case metadataFlags = "repd-md-flags"
             case lastVerifyOutOfSyncKiB = "repd-last-verify-out-of-sync-kib"
             case lastVerifyFinishedAt = "repd-last-verify-finished-at"
+            case blockDevice = "repd-device"
         }
 
         public init(minor: Int, diskState: String, size: UInt64, read: UInt64, written: UInt64, alWrites: UInt64, bmWrites: UInt64,
@@ -93,6 +97,39 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
             self.upperPending = upperPending
             self.lowerPending = lowerPending
             self.backingDisk = backingDisk
+        }
+    }
+
+    /// repd: the node's block device: the configured path, the kernel device behind it, and how
+    /// it is attached (`kernel nbd`, `nbdfuse+loop`).
+    public struct BlockDevice: Codable, Sendable, Equatable {
+        /// The resource's `device` path, e.g. `/dev/drbd1` (a link to ``target``).
+        public var path: String
+        /// The kernel's block device, e.g. `/dev/nbd0` or `/dev/loop3`.
+        public var target: String
+        public var method: String
+        /// Set while the node is Secondary: the device refuses writes.
+        public var readOnly: Bool
+        /// Every link repd made to ``target`` (the `device` path, `/dev/repd/by-res/RES`).
+        public var links: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case path, target, method, links
+            case readOnly = "read-only"
+        }
+
+        public init(path: String, target: String, method: String, readOnly: Bool, links: [String]) {
+            self.path = path
+            self.target = target
+            self.method = method
+            self.readOnly = readOnly
+            self.links = links
+        }
+
+        /// `device:/dev/drbd1 -> /dev/nbd0 (kernel nbd)`, with `read-only` while Secondary.
+        public var summary: String {
+            let arrow = path == target ? target : "\(path) -> \(target)"
+            return "device:\(arrow) (\(method))" + (readOnly ? " read-only" : "")
         }
     }
 

@@ -7,7 +7,7 @@ public struct HostConfig: Sendable, Hashable {
     /// The host names of the section (`on alice bob { }` has two). A node matches the section
     /// when its name is one of them.
     public var names: [String]
-    /// The replicated block device, e.g. `/dev/drbd1`.
+    /// The replicated block device, e.g. `/dev/drbd1`, or `none` (``noDevice``) for none.
     public var device: String
     /// The device minor: given with `minor N`, or taken from a `/dev/drbdN` device name.
     public var minor: Int?
@@ -38,6 +38,12 @@ public struct HostConfig: Sendable, Hashable {
         self.nbdAddress = nbdAddress
         self.location = location
     }
+
+    /// `device none;`: the resource is only exported over NBD, `repd up` attaches no block device.
+    public static let noDevice = "none"
+
+    /// Whether `repd up` gives this node a block device at ``device``.
+    public var wantsDevice: Bool { device != Self.noDevice && !device.isEmpty }
 
     public static func == (lhs: HostConfig, rhs: HostConfig) -> Bool {
         lhs.names == rhs.names && lhs.device == rhs.device && lhs.minor == rhs.minor && lhs.disk == rhs.disk

@@ -319,10 +319,11 @@ enum ValueParser {
     // MARK: Devices and disks
 
     /// `PATH`, `PATH minor N` or `minor N` (which means `/dev/drbdN`). The minor of a
-    /// `/dev/drbdN` path without `minor` is N, as in DRBD.
+    /// `/dev/drbdN` path without `minor` is N, as in DRBD. repd extension: `none`, no block
+    /// device at all (`repd up` only exports the resource over NBD).
     static func device(_ option: RawOption) -> Result<(path: String, minor: Int?), ValueError> {
         let values = option.values
-        let usage = "expected PATH, PATH minor N or minor N"
+        let usage = "expected PATH, PATH minor N, minor N or none"
         func minor(_ word: Word) -> Result<Int, ValueError> {
             guard !word.isQuoted, word.text.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(word.text),
                 n <= OptionCatalog.maxMinor
@@ -342,6 +343,8 @@ enum ValueParser {
             return .failure(ValueError(location: option.location, message: "missing value for 'device'; \(usage)"))
         case 1 where values[0].keyword == "minor":
             return .failure(ValueError(location: values[0].location, message: "missing minor number after 'minor'"))
+        case 1 where values[0].keyword == HostConfig.noDevice:
+            return .success((HostConfig.noDevice, nil))
         case 1:
             return path(values[0]).map { ($0, inferredMinor($0)) }
         case 2 where values[0].keyword == "minor":

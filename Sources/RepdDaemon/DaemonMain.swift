@@ -13,6 +13,8 @@ public enum DaemonMain {
 
     public static func run(config: ResolvedResource, node: String, runDirectory: String, readyDescriptor: Int32?) async -> Outcome {
         ProcessSupport.ignoreSIGPIPE()
+        // The helpers the daemon starts (nbdfuse, handlers) must not hold the ready pipe open.
+        if let fd = readyDescriptor { ProcessSupport.setCloseOnExec(fd) }
         ProcessSupport.limitMallocArenas()
         let logger = Logger(label: config.name) { _ in RepdLogHandler(resource: config.name, node: node) }
         func fail(_ message: String) -> Outcome {
@@ -46,9 +48,13 @@ public enum DaemonMain {
             try await resource.start()
         } catch {
             await resource.shutdown()
+            if let fd = readyDescriptor { resource.attachment.warnings.forEach { DaemonSpawner.warn($0, on: fd) } }
             return fail("cannot start: \(error)")
         }
-        if let fd = readyDescriptor { DaemonSpawner.report("READY", on: fd) }
+        if let fd = readyDescriptor {
+            for warning in resource.attachment.warnings { DaemonSpawner.warn(warning, on: fd) }
+            DaemonSpawner.report("READY", on: fd)
+        }
         await resource.runUntilStopped()
         return .stopped
     }

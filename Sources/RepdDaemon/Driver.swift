@@ -153,6 +153,8 @@ extension Resource {
             link?.connect()
         case .runHandler(let token, let name, let environment):
             runHandler(token, name: name, environment: environment)
+        case .roleChanged(let role):
+            attachment.follow(primary: role == .primary)
         case .log(let level, let message):
             switch level {
             case .info: logger.info("\(message)")

@@ -10,10 +10,18 @@ extension Resource {
         case .status:
             return ControlReply(ok: true, status: status())
         case .down:
+            if let refusal = attachment.refuseDown(force: request.force) {
+                return ControlReply(ok: false, message: "\(config.name): \(refusal)", status: status())
+            }
             requestStop()
             return ControlReply(ok: true, message: "\(config.name): going down")
         case .primary: command = .primary(force: request.force)
-        case .secondary: command = .secondary
+        case .secondary:
+            // The device goes read-only (and is flushed) first; refused while something holds it.
+            if let refusal = attachment.prepareDemotion(force: request.force) {
+                return ControlReply(ok: false, message: "\(config.name): \(refusal)", status: status())
+            }
+            command = .secondary
         case .pauseSync: command = .pauseSync
         case .resumeSync: command = .resumeSync
         case .invalidate: command = .invalidate(full: request.option ?? true)
@@ -24,6 +32,10 @@ extension Resource {
         case .disconnect: command = .disconnect
         }
         let answer = await self.command(command)
+        if case .secondary = command, !answer.ok {
+            // Refused or failed: the device goes back to what the role is.
+            attachment.follow(primary: state.withLockedValue { $0.engine.state.role == .primary })
+        }
         return ControlReply(ok: answer.ok, message: answer.message, status: status())
     }
 }

@@ -23,6 +23,7 @@ extension Resource {
         device.metadataFlags = GenerationExplanation.Flags(m.superblock.flags).names
         device.lastVerifyOutOfSyncKiB = e.link.lastVerify?.outOfSyncKiB
         device.lastVerifyFinishedAt = e.link.lastVerify?.at
+        device.blockDevice = attachment.status()
         var connections: [ResourceStatus.Connection] = []
         var notes: [String] = []
         if let peer = config.peer {

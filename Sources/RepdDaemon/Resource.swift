@@ -40,6 +40,8 @@ public final class Resource: @unchecked Sendable {
     private let linkBox = NIOLockedValueBox<PeerLink?>(nil)
     /// The engine and what waits for its answers: the one lock.
     let state: NIOLockedValueBox<DriverState>
+    /// The node's block device for the resource's `device` path (Docs/BlockDevice.md).
+    let attachment: DeviceAttachment
     private let stopSignal = NIOLockedValueBox<CheckedContinuation<Void, Never>?>(nil)
     private let stopRequested = NIOLockedValueBox(false)
 
@@ -49,6 +51,7 @@ public final class Resource: @unchecked Sendable {
         self.node = node
         self.run = RunDirectory(path: runDirectory, resource: config.name)
         self.logger = logger
+        self.attachment = DeviceAttachment(resource: config.name, node: node, host: config.local, run: run, logger: logger)
         let data = try BlockFile.open(config.local.disk)
         let metadata: MetadataStore
         let superblock: Superblock
@@ -100,6 +103,7 @@ public final class Resource: @unchecked Sendable {
         if let address = config.local.nbdAddress {
             try await nbd.listen(host: address.host, port: address.port)
         }
+        try await attachment.attach(server: nbd, export: exports()[0], writable: state.withLockedValue { $0.engine.state.role == .primary })
         let s = state.withLockedValue { $0.engine.state }
         logger.info("attached \(config.local.disk) (\(disk.usableSize) usable bytes), disk \(s.disk.rawValue), role \(s.role.rawValue); exporting \(run.nbdURI)")
         group.next().scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [weak self] task in
@@ -166,6 +170,7 @@ public final class Resource: @unchecked Sendable {
 
     /// Stops taking requests, lets in-flight I/O finish, and persists the metadata.
     func shutdown() async {
+        await attachment.detach()
         logger.info("shutting down: no new requests, draining in-flight I/O")
         feed(.beginShutdown)
         await nbd?.stopListening()

@@ -73,6 +73,8 @@ public enum Action: Sendable {
     case reply(CommandID, ok: Bool, message: String)
     /// Run a configured handler in the background; report `handlerFinished` with the token.
     case runHandler(IOToken, name: String, environment: [String: String])
+    /// The role changed (the block device follows it: writable on a Primary only).
+    case roleChanged(Role)
     case log(LogLevel, String)
 }
 

@@ -104,6 +104,7 @@ extension Engine {
         if let failure {
             let change = roleChange!
             roleChange = nil
+            emit(.roleChanged(state.role))
             return answerRoleChange(change.command, false, "cannot make the data durable before becoming Secondary: \(failure)")
         }
         metadata.superblock.flags.remove(.primaryIndicator)
@@ -118,6 +119,7 @@ extension Engine {
         if let failure {
             metadata.superblock.flags = change.previous.flags
             metadata.superblock.generation = change.previous.generation
+            emit(.roleChanged(state.role))
             return answerRoleChange(change.command, false, "cannot write the metadata: \(failure)")
         }
         switch change.kind {
@@ -132,11 +134,13 @@ extension Engine {
                 return answerRoleChange(change.command, false, "\(error)")
             }
             log(.info, "role Primary" + (change.reason.map { " (\($0))" } ?? ""))
+            emit(.roleChanged(.primary))
             stateChanged()
             answerRoleChange(change.command, true, "Primary")
         case .demotion:
             _ = try? state.apply(.demote)
             log(.info, "role Secondary")
+            emit(.roleChanged(.secondary))
             stateChanged()
             answerRoleChange(change.command, true, "Secondary")
         }

@@ -94,6 +94,7 @@ extension Engine {
         metadata.superblock.generation.recordRole(primary: false)
         commitSuperblock()
         log(.warning, "role Secondary (call-pri-lost-after-sb)")
+        emit(.roleChanged(.secondary))
         return true
     }
 }

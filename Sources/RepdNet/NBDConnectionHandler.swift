@@ -26,11 +26,21 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
     static let maximumInFlight = 512
     static let maximumInFlightBytes = 256 << 20
 
-    init(backend: any NBDBackend) {
+    /// The session of a connection that starts in the transmission phase (the kernel's nbd driver
+    /// is handed its socket after the handshake it would have made), nil for a normal client.
+    private let preNegotiated: NBDSession?
+
+    init(backend: any NBDBackend, transmission session: NBDSession? = nil, name: String? = nil) {
         self.backend = backend
+        self.preNegotiated = session
+        if let name { peerName = name }
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        if let session = preNegotiated {
+            self.session = session
+            return
+        }
         if let address = context.channel.remoteAddress {
             peerName = "\(address)"
         }

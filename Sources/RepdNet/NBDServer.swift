@@ -49,6 +49,27 @@ public final class NBDServer: Sendable {
         channels.withLockedValue { $0.append(channel) }
     }
 
+    /// Serves an already connected stream socket that starts in the transmission phase, e.g. one
+    /// end of a socketpair whose other end was handed to the kernel's nbd driver. The server owns
+    /// the descriptor from here on; `closeClients` closes it like any other client.
+    public func serve(connectedSocket fd: Int32, session: NBDSession, name: String) async throws {
+        let clients = self.clients
+        let backend = self.backend
+        _ = try await ClientBootstrap(group: group)
+            .channelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
+            .channelInitializer { channel in
+                let id = ObjectIdentifier(channel)
+                clients.withLockedValue { $0[id] = channel }
+                channel.closeFuture.whenComplete { _ in clients.withLockedValue { _ = $0.removeValue(forKey: id) } }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NBDConnectionHandler(backend: backend, transmission: session, name: name))
+                }
+            }
+            .withConnectedSocket(fd)
+            .get()
+    }
+
     /// Stops accepting new clients.
     public func stopListening() async {
         let all = channels.withLockedValue { c in defer { c = [] }; return c }

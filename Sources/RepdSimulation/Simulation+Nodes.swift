@@ -167,6 +167,8 @@ extension Simulation {
             queue.push(at: now + latency(1_000_000, 50_000_000), .ioComplete(node, incarnation: incarnation, .handler(token)))
         case .log(_, let message):
             note("\(node): \(message)")
+        case .roleChanged:
+            break
         }
     }
 

@@ -9,13 +9,14 @@ import SystemPackage
 /// The parent creates a pipe, spawns the daemon in a new session with the pipe's write end
 /// as descriptor 3 and its output going to the log file, and reads the pipe: the daemon
 /// writes one line, `READY` or `ERROR <reason>`, then closes it. If the daemon dies first,
-/// the read sees end-of-file.
+/// the read sees end-of-file. Before that line it may write `WARNING <text>` lines, which the
+/// parent shows the operator.
 public enum DaemonSpawner {
     public static let readyDescriptor: Int32 = 3
 
     public enum Outcome: Sendable, Equatable {
-        case ready(pid: Int32)
-        case failed(String)
+        case ready(pid: Int32, warnings: [String])
+        case failed(String, warnings: [String])
     }
 
     public static func spawn(executable: String, arguments: [String], logPath: String, timeoutSeconds: Int) throws(SystemError) -> Outcome {
@@ -51,7 +52,7 @@ public enum DaemonSpawner {
         while true {
             let now = ProcessSupport.monotonicNanoseconds()
             if now >= deadline {
-                return .failed("the daemon (pid \(pid)) did not report ready within \(timeoutSeconds) s; see \(logPath)")
+                return .failed("the daemon (pid \(pid)) did not report ready within \(timeoutSeconds) s; see \(logPath)", warnings: [])
             }
             var pfd = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
             let waitMs = Int32(min(1000, (deadline - now) / 1_000_000))
@@ -66,10 +67,18 @@ public enum DaemonSpawner {
         // Reap the child if it already exited, so it is no zombie.
         var status: Int32 = 0
         let reaped = waitpid(pid, &status, WNOHANG) == pid
-        let line = String(decoding: collected, as: UTF8.self).trimmingWhitespace()
-        if line == "READY" && !reaped { return .ready(pid: pid) }
-        if line.hasPrefix("ERROR ") { return .failed(String(line.dropFirst(6))) }
-        return .failed("the daemon exited before it was ready; see \(logPath)")
+        let lines = String(decoding: collected, as: UTF8.self).split(separator: "\n").map { String($0).trimmingWhitespace() }
+        let warnings = lines.filter { $0.hasPrefix("WARNING ") }.map { String($0.dropFirst(8)) }
+        let line = lines.last { !$0.hasPrefix("WARNING ") } ?? ""
+        if line == "READY" && !reaped { return .ready(pid: pid, warnings: warnings) }
+        if line.hasPrefix("ERROR ") { return .failed(String(line.dropFirst(6)), warnings: warnings) }
+        return .failed("the daemon exited before it was ready; see \(logPath)", warnings: warnings)
+    }
+
+    /// Called by the daemon before `report`: a warning for the operator (one line).
+    public static func warn(_ text: String, on fd: Int32 = readyDescriptor) {
+        let bytes = Array(("WARNING " + text.split(separator: "\n").joined(separator: " ") + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }
 
     /// Called by the daemon: reports readiness (or the reason it failed) to the parent.

@@ -6,20 +6,22 @@ import RepdSystem
 
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Start a resource on this node and export it over NBD.",
+        abstract: "Start a resource on this node: its block device and its NBD export.",
         discussion: """
-            Returns once the export is ready (exit 0), or fails with the reason. The export is the unix socket RUN_DIR/RES.sock (export name RES); the log is RUN_DIR/RES.log.
-            Example: repd up r0 && nbdinfo 'nbd+unix:///r0?socket=/run/repd/r0.sock'
+            Returns once the resource is ready (exit 0), or fails with the reason. The resource's `device` path (e.g. /dev/drbd1) becomes a link to the kernel block device repd attaches (the kernel's nbd driver, else nbdfuse and a loop device), read-only while the node is Secondary; `device none;` or --no-device only exports. The export is the unix socket RUN_DIR/RES.sock (export name RES); the log is RUN_DIR/RES.log.
+            Example: repd up r0 && repd primary --force r0 && pvcreate /dev/drbd1
             """
     )
     @OptionGroup var common: CommonOptions
     @Argument(help: "The resource name.") var resource: String
     @Flag(help: "Stay in the foreground and log to standard error.") var foreground = false
+    @Flag(help: "Attach no block device (as `device none;`): export over NBD only.") var noDevice = false
     @Option(help: .hidden) var readyFd: Int32?
 
     func run() async throws {
         try await Repd.guarded {
-            let config = try common.resolve(resource)
+            var config = try common.resolve(resource)
+            if noDevice { config.local.device = HostConfig.noDevice }
             let runDir = common.runDir
             do { try ProcessSupport.makeDirectory(runDir) } catch {
                 throw CLIError(.failed, "cannot create run directory: \(error)")
@@ -39,7 +41,7 @@ struct Up: AsyncParsableCommand {
             let arguments = [
                 "up", resource, "--ready-fd", "\(DaemonSpawner.readyDescriptor)",
                 "--config-dir", common.configDir, "--node", common.node, "--run-dir", runDir,
-            ]
+            ] + (noDevice ? ["--no-device"] : [])
             let outcome: DaemonSpawner.Outcome
             do {
                 outcome = try DaemonSpawner.spawn(
@@ -48,9 +50,12 @@ struct Up: AsyncParsableCommand {
                 throw CLIError(.failed, "cannot start the daemon: \(error)")
             }
             switch outcome {
-            case .ready(let pid):
-                print("\(resource): up on node \(common.node) (pid \(pid)); export \(paths.nbdURI)")
-            case .failed(let reason):
+            case .ready(let pid, let warnings):
+                for warning in warnings { ProcessSupport.writeStandardError("\(resource): warning: \(warning)\n") }
+                let device = config.local.wantsDevice ? "device \(config.local.device); " : ""
+                print("\(resource): up on node \(common.node) (pid \(pid)); \(device)export \(paths.nbdURI)")
+            case .failed(let reason, let warnings):
+                for warning in warnings { ProcessSupport.writeStandardError("\(resource): warning: \(warning)\n") }
                 let status: ExitStatus = reason.contains("already up") ? .alreadyUp
                     : reason.contains("metadata") ? .metadata : .failed
                 throw CLIError(status, "\(resource): \(reason)")
@@ -81,16 +86,28 @@ func sendControl(_ request: ControlRequest, common: CommonOptions, resource: Str
 
 struct Down: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stop a resource cleanly: finish in-flight writes, flush metadata, close the export.",
-        discussion: "Example: repd down r0"
+        abstract: "Stop a resource cleanly: detach its block device, finish in-flight writes, flush metadata, close the export.",
+        discussion: """
+            Refused while the block device is mounted, held by LVM/device-mapper or used as swap (the reply names what holds it), unless --force. For a resource whose daemon died, removes the links and devices it left behind.
+            Example: repd down r0
+            """
     )
     @OptionGroup var common: CommonOptions
     @Argument(help: "The resource name.") var resource: String
+    @Flag(help: "Go down even if the block device is in use (its users then get I/O errors).") var force = false
 
     func run() async throws {
         try await Repd.guarded {
             let paths = RunDirectory(path: common.runDir, resource: resource)
-            let reply = try sendControl(ControlRequest(.down), common: common, resource: resource)
+            if PIDFile.runningPID(paths.pidFile) == nil {
+                let undone = DeviceLeftovers.undo(runDirectory: common.runDir, resource: resource)
+                if !undone.isEmpty {
+                    for line in undone { print("\(resource): \(line)") }
+                    print("\(resource): down (its daemon had already stopped)")
+                    return
+                }
+            }
+            let reply = try sendControl(ControlRequest(.down, force: force), common: common, resource: resource)
             guard reply.ok else { throw CLIError(.failed, reply.message ?? "\(resource): down refused") }
             for _ in 0..<600 {
                 if PIDFile.runningPID(paths.pidFile) == nil {
@@ -126,15 +143,19 @@ struct Primary: AsyncParsableCommand {
 
 struct Secondary: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Demote the resource to Secondary on this node (its export refuses writes).",
-        discussion: "Example: repd secondary r0"
+        abstract: "Demote the resource to Secondary on this node (its device becomes read-only, its export refuses writes).",
+        discussion: """
+            Refused while the block device is mounted, held by LVM/device-mapper or used as swap (the reply names what holds it), unless --force.
+            Example: repd secondary r0
+            """
     )
     @OptionGroup var common: CommonOptions
     @Argument(help: "The resource name.") var resource: String
+    @Flag(help: "Demote even if the block device is in use (its writers then get errors).") var force = false
 
     func run() async throws {
         try await Repd.guarded {
-            let reply = try sendControl(ControlRequest(.secondary), common: common, resource: resource)
+            let reply = try sendControl(ControlRequest(.secondary, force: force), common: common, resource: resource)
             guard reply.ok else { throw CLIError(.failed, reply.message ?? "demotion refused") }
         }
     }

@@ -198,3 +198,34 @@ final class StatusTextTests: XCTestCase {
         XCTAssertTrue(status.text().hasSuffix("    replication:SyncSource peer-disk:Inconsistent done:50.00"))
     }
 }
+
+/// repd's block device (issue 15): a comment line under the disk, and `repd-device` in JSON.
+final class BlockDeviceStatusTests: XCTestCase {
+    func withDevice(readOnly: Bool) -> ResourceStatus {
+        var status = Fixture.connectedPrimary
+        status.devices[0].blockDevice = ResourceStatus.BlockDevice(
+            path: "/dev/drbd1", target: "/dev/nbd0", method: "kernel nbd", readOnly: readOnly,
+            links: ["/dev/drbd1", "/dev/repd/by-res/r0"])
+        return status
+    }
+
+    func testTextNamesThePathTheDeviceAndTheMethod() {
+        XCTAssertEqual(withDevice(readOnly: false).text(), """
+            r0 role:Primary
+              disk:UpToDate
+                  # device:/dev/drbd1 -> /dev/nbd0 (kernel nbd)
+              beta role:Secondary
+                peer-disk:UpToDate
+            """)
+        XCTAssertTrue(withDevice(readOnly: true).text().contains("# device:/dev/drbd1 -> /dev/nbd0 (kernel nbd) read-only"))
+    }
+
+    func testJSONKeysAndRoundTrip() throws {
+        let status = withDevice(readOnly: true)
+        let line = String(decoding: try ControlCodec.encodeLine(status), as: UTF8.self)
+        XCTAssertTrue(line.contains(#""repd-device":{"links":["/dev/drbd1","/dev/repd/by-res/r0"],"method":"kernel nbd","path":"/dev/drbd1","read-only":true,"target":"/dev/nbd0"}"#), line)
+        XCTAssertEqual(try ControlCodec.decode(ResourceStatus.self, from: line), status)
+        XCTAssertFalse(String(decoding: try ControlCodec.encodeLine(Fixture.connectedPrimary), as: UTF8.self).contains("repd-device"),
+                       "device none: no key")
+    }
+}

@@ -52,13 +52,13 @@ final class DaemonHarness {
             resource \(resource) {
               net { protocol C; \(extraNet) }
               on alpha {
-                device /dev/repd0;
+                device none;
                 disk \(root.appendingPathComponent("alpha.img").path);
                 address 127.0.0.1:\(port);
                 meta-disk \(md("alpha"));
               }
               on beta {
-                device /dev/repd0;
+                device none;
                 disk \(root.appendingPathComponent("beta.img").path);
                 address 127.0.0.2:\(port);
                 meta-disk \(md("beta"));

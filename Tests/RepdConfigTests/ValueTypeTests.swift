@@ -58,3 +58,31 @@ final class ValueTypeTests: XCTestCase {
         }
     }
 }
+
+/// `device none;` (repd extension): no block device, the export only.
+final class DeviceNoneTests: XCTestCase {
+    func testDeviceNoneResolvesRendersAndReparses() throws {
+        let text = """
+            resource r {
+                on a { device none; disk /dev/sdb; address 10.0.0.1:7789; meta-disk internal; }
+                on b { device /dev/drbd4; disk /dev/sdb; address 10.0.0.2:7789; meta-disk internal; }
+            }
+
+            """
+        let directory = try makeDirectory(["r.res": text], testCase: self)
+        let a = try ConfigLoader(directory: directory).resolve(resource: "r", node: "a")
+        XCTAssertEqual(a.local.device, HostConfig.noDevice)
+        XCTAssertNil(a.local.minor)
+        XCTAssertFalse(a.local.wantsDevice)
+        XCTAssertTrue(a.peer!.wantsDevice)
+        XCTAssertEqual(a.peer?.minor, 4)
+        XCTAssertTrue(a.rendered().contains("device none;"), a.rendered())
+        let again = try makeDirectory(["r.res": a.rendered()], testCase: self)
+        XCTAssertEqual(try ConfigLoader(directory: again).resolve(resource: "r", node: "a"), a)
+    }
+
+    func testQuotedNoneIsARelativePathAndRefused() {
+        let text = "resource r {\n  on a { device \"none\"; disk /dev/sdb; address 10.0.0.1:7789; meta-disk internal; }\n}\n"
+        XCTAssertEqual(diagnostics(text), ["t.res:2:17: device 'none' must be an absolute path such as /dev/drbd1"])
+    }
+}

@@ -1,0 +1,222 @@
+#!/bin/sh
+# Guest half of tests/guests-gfs2.sh: runs under busybox sh in a guest of ../shared/vm, one per
+# node. repd runs here, on this guest's own virtio disk (/dev/vda, internal metadata), replicating
+# to the other guest over the guest-to-guest link; repd attaches /dev/drbd1 through this kernel's
+# nbd driver. Then LVM + GFS2 lock_dlm (corosync + dlm_controld) on /dev/drbd1, mounted on both.
+# Env: NODE_ID (1|2), NODE1_IP, NODE2_IP, MARKER; from -f: /data/repd (+ the shared libraries the
+# guest lacks, in /data).
+# Every line starting with PASS/FAIL/INFO/TIME goes to the host; TIME lines carry each phase's
+# guest-side duration.
+ME=$NODE_ID; if [ "$ME" = 1 ]; then PEER_IP=$NODE2_IP; else PEER_IP=$NODE1_IP; fi
+other=$((3 - ME))
+VG=repdvg; LV=gfs2lv; DEV=/dev/drbd1; BACKING=/dev/vda
+export LD_LIBRARY_PATH=/data
+export PATH=/data:$PATH
+REPD=/data/repd
+fails=0
+up() { cut -d' ' -f1 /proc/uptime; }
+T_START=$(up)
+since() { awk -v a="$1" -v b="$(up)" 'BEGIN{printf "%.1f", b-a}'; }
+step() {
+    name=$1; shift; t0=$(up); out=$("$@" 2>&1); rc=$?
+    dt=$(since "$t0")
+    if [ $rc = 0 ]; then echo "PASS: node$ME: $name (${dt}s)"; else
+        echo "FAIL: node$ME: $name (rc=$rc, ${dt}s)"; echo "$out" | tail -15 | sed 's/^/    /'; fails=$((fails+1)); fi
+    return $rc
+}
+dump_logs() {
+    for f in /run/repd/r0.log /tmp/corosync.log /tmp/dlm_controld.log; do
+        [ -f $f ] && { echo "---- node$ME $f"; tail -30 $f | sed 's/^/    /'; }
+    done
+    $REPD status r0 2>&1 | sed "s/^/    node$ME status: /"
+    dmesg | grep -iE 'nbd|dlm|gfs2|block' | tail -25 | sed "s/^/    node$ME dmesg: /"
+}
+must() { step "$@" || { echo "FAIL: node$ME: aborting after '$1'"; dump_logs; exit 1; }; }
+wait_for() { n=$1; shift; while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 1; n=$((n-1)); done; return 1; }
+phase() { echo "TIME: node$ME: $1 $(since "$PHASE_T0")s"; PHASE_T0=$(up); }
+# Symmetric two-node barrier over the guest link (busybox nc).
+barrier() {
+    k=$1
+    if [ "$ME" = 1 ]; then lport=$((6000+k)); rport=$((5000+k)); else lport=$((5000+k)); rport=$((6000+k)); fi
+    timeout 600 nc -l -p $lport </dev/null >/tmp/barrier.$k 2>/dev/null & lp=$!
+    n=600; until echo "node$ME-$k" | nc -w 2 "$PEER_IP" $rport 2>/dev/null; do sleep 1; n=$((n-1)); [ $n = 0 ] && break; done
+    wait $lp; rc=$?
+    [ $rc = 0 ] && [ -s /tmp/barrier.$k ]
+}
+status_json() { $REPD status r0 --json 2>/dev/null | tr -d ' \n'; }
+has() { status_json | grep -q "$1"; }
+PHASE_T0=$(up)
+
+echo "INFO: node$ME ip=$(ip -4 -o addr show eth0 | awk '{print $4}') peer=$PEER_IP kernel=$(uname -r)"
+must "peer $PEER_IP reachable (ping)" wait_for 120 ping -c1 -W1 "$PEER_IP"
+must "static repd runs here" $REPD --version
+
+# ---------------- LVM: scan the replicated device, never the backing disk ------------------------
+# (the advice of Docs/BlockDevice.md: the backing disk carries the same PV label)
+cat > /etc/lvm/lvm.conf <<'LVMCONF'
+devices {
+    global_filter = [ "r|^/dev/vda|" ]
+    obtain_device_list_from_udev = 0
+    external_device_info_source = "none"
+    use_devicesfile = 0
+    multipath_component_detection = 0
+    md_component_detection = 0
+}
+activation {
+    udev_sync = 0
+    udev_rules = 0
+    verify_udev_operations = 0
+    monitoring = 0
+}
+global {
+    use_lvmpolld = 0
+    event_activation = 0
+}
+backup {
+    backup = 0
+    archive = 0
+}
+LVMCONF
+
+# ---------------- repd ---------------------------------------------------------------------------
+mkdir -p /etc/repd/resources.d
+cat > /etc/repd/resources.d/r0.res <<RES
+resource r0 {
+    net {
+        protocol C;
+        allow-two-primaries;
+        cram-hmac-alg sha256;
+        shared-secret "guest-test";
+        connect-int 1;
+        ping-int 2;
+        ping-timeout 20;
+        timeout 100;
+    }
+    device /dev/drbd1;
+    disk /dev/vda;
+    meta-disk internal;
+    on node1 { address $NODE1_IP:7789; node-id 0; }
+    on node2 { address $NODE2_IP:7789; node-id 1; }
+}
+RES
+must "repd create-md r0" $REPD create-md r0
+must "repd up r0 (attaches /dev/drbd1)" $REPD up r0
+echo "INFO: node$ME: $($REPD status r0 | grep 'device:')"
+must "/dev/drbd1 -> /dev/nbd1 by the kernel nbd driver" sh -c \
+    "[ \"\$(readlink /dev/drbd1)\" = nbd1 ] && [ -b /dev/nbd1 ] && [ \"\$(readlink /dev/repd/by-res/r0)\" = ../../nbd1 ] && cat /sys/block/nbd1/backend | grep -qx repd:r0"
+must "/dev/drbd1 read-only while Secondary" sh -c "[ \"\$(blockdev --getro /dev/drbd1)\" = 1 ]"
+must "Connected to the peer" wait_for 120 has '"connection-state":"Connected"'
+phase "bring-up (create-md, up, kernel nbd attach, connect)"
+if [ "$ME" = 1 ]; then
+    # Both disks are new and zero: no initial sync needed (Docs/QuickStart.md, "Empty disks, no sync").
+    must "new-current-uuid --clear-bitmap" $REPD new-current-uuid --clear-bitmap r0
+fi
+both_uptodate() { has '"disk-state":"UpToDate"' && has '"peer-disk-state":"UpToDate"'; }
+must "UpToDate/UpToDate" wait_for 120 both_uptodate
+must "barrier 1 (in sync)" barrier 1
+must "repd primary r0" $REPD primary r0
+must "peer Primary too" wait_for 60 has '"peer-role":"Primary"'
+must "/dev/drbd1 writable while Primary" sh -c "[ \"\$(blockdev --getro /dev/drbd1)\" = 0 ]"
+$REPD status r0 | sed "s/^/INFO: node$ME: status: /"
+phase "both Primary"
+
+# ---------------- corosync + dlm -----------------------------------------------------------------
+mkdir -p /etc/corosync /var/lib/corosync /var/log/cluster /etc/dlm /dev/misc
+cat > /etc/corosync/corosync.conf <<CONF
+totem {
+    version: 2
+    cluster_name: cluster
+    transport: knet
+    crypto_cipher: none
+    crypto_hash: none
+    token: 10000
+}
+nodelist {
+    node {
+        ring0_addr: $NODE1_IP
+        nodeid: 1
+        name: node1
+    }
+    node {
+        ring0_addr: $NODE2_IP
+        nodeid: 2
+        name: node2
+    }
+}
+quorum {
+    provider: corosync_votequorum
+    two_node: 1
+}
+logging {
+    to_stderr: no
+    to_syslog: no
+    to_logfile: yes
+    logfile: /tmp/corosync.log
+    timestamp: on
+}
+CONF
+must "start corosync" corosync
+must "cluster quorate (2 nodes)" wait_for 180 sh -c "corosync-quorumtool -s | grep -q 'Quorate: *Yes' && corosync-quorumtool -s | grep -qE 'Total votes: *2'"
+for d in dlm-control dlm-monitor dlm_plock; do [ -e /dev/$d ] && ln -sf ../$d /dev/misc/$d; done
+cat > /etc/dlm/dlm.conf <<CONF
+enable_fencing=0
+enable_startup_fencing=0
+enable_quorum_fencing=0
+CONF
+must "start dlm_controld" sh -c 'dlm_controld > /tmp/dlm_controld.log 2>&1 &'
+must "dlm_controld ready" wait_for 120 sh -c 'dlm_tool status 2>&1 | grep -q "cluster nodeid"'
+phase "corosync + dlm"
+
+# ---------------- LVM + GFS2 on /dev/drbd1 -------------------------------------------------------
+if [ "$ME" = 1 ]; then
+    must "pvcreate $DEV" pvcreate -ff -y "$DEV"
+    must "vgcreate $VG $DEV" vgcreate -y "$VG" "$DEV"
+    must "lvcreate -L 256M" lvcreate -y -L 256M -n "$LV" "$VG"
+    must "mkfs.gfs2 -p lock_dlm -j 2" mkfs.gfs2 -O -p lock_dlm -j 2 -J 32 -t cluster:fs "/dev/$VG/$LV"
+    step "pvs shows the PV on $DEV, not on $BACKING" sh -c "pvs --noheadings -o pv_name | grep -q drbd1 && ! pvs --noheadings -o pv_name | grep -q vda"
+fi
+must "barrier 2 (fs created)" barrier 2
+if [ "$ME" = 2 ]; then
+    must "activate $VG on node2 (through its own replica)" sh -c "pvscan --cache >/dev/null 2>&1; vgscan --mknodes >/dev/null 2>&1; vgchange -ay $VG"
+fi
+mkdir -p /mnt/gfs2
+must "mount gfs2 lock_dlm" mount -t gfs2 "/dev/$VG/$LV" /mnt/gfs2
+phase "LVM + mkfs.gfs2 + mount"
+must "barrier 3 (both mounted)" barrier 3
+if [ "$ME" = 1 ]; then
+    step "repd secondary refused while mounted, naming the mount" sh -c \
+        "out=\$($REPD secondary r0 2>&1); rc=\$?; echo \"\$out\"; [ \$rc != 0 ] && echo \"\$out\" | grep -q 'mounted on /mnt/gfs2' && echo \"\$out\" | grep -q 'dm-'"
+    $REPD secondary r0 2>&1 | sed "s/^/INFO: node$ME: secondary says: /"
+    step "still Primary" has '"role":"Primary"'
+fi
+step "write node$ME files" sh -c "echo '$MARKER from node$ME' > /mnt/gfs2/node$ME.txt && mkdir -p /mnt/gfs2/shared && i=0; while [ \$i -lt 50 ]; do echo \$i > /mnt/gfs2/shared/n$ME-\$i; i=\$((i+1)); done; dd if=/dev/urandom of=/mnt/gfs2/big$ME bs=1M count=8 2>/dev/null; sha256sum < /mnt/gfs2/big$ME > /mnt/gfs2/big$ME.sum; sync"
+must "barrier 4 (both written)" barrier 4
+step "read node$other's file (cross-node coherence)" sh -c "[ \"\$(cat /mnt/gfs2/node$other.txt)\" = '$MARKER from node$other' ]"
+step "node$other's 8 MiB file reads back with its sha256" sh -c "[ \"\$(sha256sum < /mnt/gfs2/big$other)\" = \"\$(cat /mnt/gfs2/big$other.sum)\" ]"
+step "see all 100 files in shared dir" sh -c "[ \$(ls /mnt/gfs2/shared | wc -l) = 100 ]"
+step "concurrent flock appends" sh -c "i=0; while [ \$i -lt 20 ]; do flock /mnt/gfs2/lockfile sh -c 'echo node$ME >> /mnt/gfs2/counter' || exit 1; i=\$((i+1)); done"
+must "barrier 5 (appends done)" barrier 5
+step "counter has 40 lines" sh -c "[ \$(wc -l < /mnt/gfs2/counter) = 40 ]"
+must "barrier 6 (checks done)" barrier 6
+phase "GFS2 cross-node checks"
+step "umount" umount /mnt/gfs2
+must "barrier 7 (both unmounted)" barrier 7
+if [ "$ME" = 1 ]; then step "fsck.gfs2 -n" fsck.gfs2 -n "/dev/$VG/$LV"; fi
+step "vgchange -an" vgchange -an "$VG"
+p=$(pidof dlm_controld) && kill $p 2>/dev/null; corosync-cfgtool -H >/dev/null 2>&1
+must "barrier 8 (released)" barrier 8
+$REPD status r0 | sed "s/^/INFO: node$ME: status before down: /"
+connected_in_sync() { has '"connection-state":"Connected"' && both_uptodate; }
+step "Connected/UpToDate/UpToDate before down" connected_in_sync
+step "out-of-sync 0" has '"out-of-sync":0,'
+
+must "barrier 9 (before down)" barrier 9
+must "repd down r0" $REPD down r0
+step "down removed /dev/drbd1, /dev/repd and disconnected nbd1" sh -c "[ ! -e /dev/drbd1 ] && [ ! -L /dev/drbd1 ] && [ ! -e /dev/repd ] && [ \"\$(blockdev --getsize64 /dev/nbd1 2>/dev/null || echo 0)\" = 0 ]"
+step "no repd left (zombies aside: PID 1 is a shell)" sh -c 'for p in $(pidof repd); do grep -q "^State:.*Z" /proc/$p/status || exit 1; done'
+
+phase "unmount, down"
+echo "TIME: node$ME: total $(since "$T_START")s"
+[ $fails = 0 ] || dump_logs
+[ $fails = 0 ] && echo "PASS: node$ME: all steps" || echo "FAIL: node$ME: $fails step(s) failed"
+exit $fails
