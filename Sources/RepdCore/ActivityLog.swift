@@ -110,16 +110,18 @@ public struct ActivityLog: Sendable {
     }
 
     /// Assigns slots to queued extents (at most 64 per transaction), evicting the least recently used
-    /// idle extents when the table is full. Returns nil when nothing is queued, a transaction is already
-    /// being written, or every slot is busy (the writes wait for others to end).
-    public mutating func prepareTransaction() -> Prepared? {
+    /// idle extents when the table is full, but none of `keeping` (extents waiting writes already
+    /// have: evicting one of them would make that write wait again). Returns nil when nothing is
+    /// queued, a transaction is already being written, or every slot is busy (the writes wait for
+    /// others to end).
+    public mutating func prepareTransaction(keeping: Set<UInt32> = []) -> Prepared? {
         guard committing.isEmpty, !queued.isEmpty else { return nil }
         var updates: [ActivityLogTransaction.Update] = []
         var evicted: [UInt32] = []
         var taken: [UInt32] = []
         for extent in queued {
             guard updates.count < ActivityLogTransaction.maximumUpdates else { break }
-            guard let slot = freeSlot() else { break }
+            guard let slot = freeSlot(keeping: keeping) else { break }
             let old = slots[slot]
             if old != ActivityLogTransaction.emptyExtent {
                 slotOfExtent[old] = nil
@@ -169,11 +171,12 @@ public struct ActivityLog: Sendable {
         return result
     }
 
-    private func freeSlot() -> Int? {
+    private func freeSlot(keeping: Set<UInt32>) -> Int? {
         var best: Int?
         for slot in 0..<slotCount {
             if slots[slot] == ActivityLogTransaction.emptyExtent { return slot }
-            if references[slot] == 0, !committing.contains(slots[slot]), best.map({ lastUse[slot] < lastUse[$0] }) ?? true {
+            if references[slot] == 0, !committing.contains(slots[slot]), !keeping.contains(slots[slot]),
+               best.map({ lastUse[slot] < lastUse[$0] }) ?? true {
                 best = slot
             }
         }

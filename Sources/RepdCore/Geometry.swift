@@ -25,6 +25,13 @@ public enum Geometry {
     /// Number of data blocks described by one bitmap page (4096 bytes × 8 bits = 32768 blocks = 128 MiB).
     public static let blocksPerBitmapPage: Int = Int(bitmapPageSize) * 8
 
+    /// KiB in `blocks` blocks of 4 KiB, saturating (a count from the wire may be anything).
+    @inlinable
+    public static func kibibytes(ofBlocks blocks: UInt64) -> UInt64 {
+        let (kib, overflow) = blocks.multipliedReportingOverflow(by: blockSize / 1024)
+        return overflow ? .max : kib
+    }
+
     /// Rounds `value` down to a multiple of `alignment` (a power of two).
     @inlinable
     public static func alignDown(_ value: UInt64, to alignment: UInt64) -> UInt64 {

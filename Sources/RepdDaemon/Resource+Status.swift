@@ -9,8 +9,7 @@ extension Resource {
         let e = state.withLockedValue { $0.engine }
         let s = e.state
         let m = e.metadata
-        let blockKiB = Geometry.blockSize / 1024
-        let outOfSyncKiB = UInt64(m.bitmap.outOfSyncCount) * blockKiB
+        let outOfSyncKiB = Geometry.kibibytes(ofBlocks: UInt64(m.bitmap.outOfSyncCount))
         let sizeKiB = e.exportSize / 1024
         var device = ResourceStatus.Device(
             minor: config.local.minor ?? 0, diskState: s.disk.rawValue, size: sizeKiB,
@@ -39,17 +38,17 @@ extension Resource {
                 let samples = sync.samples
                 func window(_ count: Int) -> (ms: UInt64, kib: UInt64) {
                     guard let first = samples.suffix(count).first, let last = samples.last, last.at > first.at else { return (0, 0) }
-                    return ((last.at - first.at) / 1_000_000, (last.done - min(last.done, first.done)) * blockKiB)
+                    return ((last.at - first.at) / 1_000_000, Geometry.kibibytes(ofBlocks: last.done - min(last.done, first.done)))
                 }
                 let long = window(300), short = window(30)
                 var paused = sync.pausedNanoseconds
                 if let since = sync.pausedSince { paused += now - min(now, since) }
                 let want: UInt64? = sync.controller.map { $0.isDynamic ? UInt64($0.settings.maxRate / 1024) : UInt64($0.settings.fixedRate / 1024) }
                 peerDevice.setSyncDetails(SyncRun(
-                    kind: .resync, totalKiB: max(sync.totalBlocks, sync.doneBlocks) * blockKiB,
+                    kind: .resync, totalKiB: Geometry.kibibytes(ofBlocks: max(sync.totalBlocks, sync.doneBlocks)),
                     elapsedMs: (now - min(now, sync.startedAt)) / 1_000_000, pausedMs: paused / 1_000_000,
                     windowMs: long.ms, windowKiB: long.kib, shortWindowMs: short.ms, shortWindowKiB: short.kib,
-                    sameChecksumKiB: sync.sameBlocks * blockKiB, wantKiBPerSecond: want,
+                    sameChecksumKiB: Geometry.kibibytes(ofBlocks: sync.sameBlocks), wantKiBPerSecond: want,
                     decision: e.session?.decision?.explanation))
                 var suspended: [String] = []
                 if e.link.userPausedSync { suspended.append("user") }
@@ -58,11 +57,11 @@ extension Resource {
             } else if let verify = e.session?.verify, verify.source {
                 let elapsed = (now - min(now, verify.startedAt)) / 1_000_000
                 peerDevice.setSyncDetails(SyncRun(
-                    kind: .verify, totalKiB: verify.totalBlocks * blockKiB, elapsedMs: elapsed,
-                    windowMs: elapsed, windowKiB: verify.doneBlocks * blockKiB,
-                    verifyLeftKiB: (verify.totalBlocks - min(verify.totalBlocks, verify.doneBlocks)) * blockKiB,
+                    kind: .verify, totalKiB: Geometry.kibibytes(ofBlocks: verify.totalBlocks), elapsedMs: elapsed,
+                    windowMs: elapsed, windowKiB: Geometry.kibibytes(ofBlocks: verify.doneBlocks),
+                    verifyLeftKiB: Geometry.kibibytes(ofBlocks: verify.totalBlocks - min(verify.totalBlocks, verify.doneBlocks)),
                     verifyPosition: UInt64(verify.cursor) * Geometry.blockSize,
-                    verifyOutOfSyncKiB: verify.outOfSyncBlocks * blockKiB))
+                    verifyOutOfSyncKiB: Geometry.kibibytes(ofBlocks: verify.outOfSyncBlocks)))
             }
             let rsInFlight = e.session?.resync?.inFlightBytes ?? 0
             var connection = ResourceStatus.Connection(

@@ -126,7 +126,13 @@ extension Engine {
     /// Extents it evicts lose their protection: the writes completed there must be durable (a data
     /// sync), and so must the bitmap pages, before the transaction that evicts them.
     mutating func driveActivityLog() {
-        guard !metadata.activityLogInFlight, let prepared = metadata.activityLog.prepareTransaction() else { return }
+        guard !metadata.activityLogInFlight else { return }
+        // Extents waiting writes already hold stay; if that leaves no room, only the first waiting
+        // write's (it then gets all of its extents, and the others follow it).
+        let waiting = metadata.activityLogWaiting.map { ActivityLog.extents(of: $0.write.range) }
+        let all = Set(waiting.flatMap { $0 })
+        guard let prepared = metadata.activityLog.prepareTransaction(keeping: all)
+                ?? waiting.first.flatMap({ metadata.activityLog.prepareTransaction(keeping: Set($0)) }) else { return }
         var write = prepared.evicted.isEmpty ? MetadataWrite() : metadata.takeDirtyPages(sync: true)
         write.syncDataFirst = !prepared.evicted.isEmpty
         write.activityLog = [(prepared.transaction, prepared.ringSlot)]

@@ -143,6 +143,12 @@ extension Engine {
         let range = offset..<end
         let (trackerID, mayStart) = tracker.admit(range, origin: .resync, peerDone: true)
         operations[trackerID] = .pullServe(requestID: id, range: range)
+        if session?.resync?.source == true {
+            // From now on the resync leaves these blocks to the pull: data it read before for them
+            // (a digest comparison pending) is not sent.
+            session!.resync!.transfers[trackerID] = ResyncTransfer(range: range, phase: .serving)
+            crossResyncTransfers(range)
+        }
         if mayStart { startPullServe(trackerID) }
     }
 
@@ -160,10 +166,8 @@ extension Engine {
             // older copy could overtake the target's own writes to them), and once durable there
             // they are synced.
             let threshold = session?.nextSequence ?? 0
-            if session?.resync?.source == true {
-                var served = ResyncTransfer(range: range)
-                served.phase = .acknowledged(threshold: threshold)
-                session!.resync!.transfers[id] = served
+            if session?.resync?.transfers[id] != nil {
+                session!.resync!.transfers[id]!.phase = .acknowledged(threshold: threshold)
                 session!.resync!.awaitingDurabilityBytes += range.count
             } else {
                 session?.markInSyncWhenDurable(range, threshold: threshold)
@@ -172,6 +176,7 @@ extension Engine {
             session?.resync?.movedBytes += UInt64(range.count)
             send(.dataReply(id: requestID, status: 0, payload: data))
         } else {
+            session?.resync?.transfers[id] = nil
             send(.dataReply(id: requestID, status: 5, payload: ByteBuffer()))
         }
         releaseAfterLocalDone(id)

@@ -51,6 +51,8 @@ struct ResyncTransfer: Sendable {
         case sending(awaiting: [Range<UInt64>], failed: Bool, threshold: UInt64)
         /// On the target's disk; a barrier with at least this sequence makes it durable there.
         case acknowledged(threshold: UInt64)
+        /// The target pulled these blocks (dataRequest): the resync does not send them.
+        case serving
     }
     let range: Range<UInt64>
     var phase: Phase = .reading
@@ -309,7 +311,7 @@ extension Engine {
         for (id, transfer) in sync.transfers where transfer.range.overlaps(range) {
             switch transfer.phase {
             case .reading, .comparing: session!.resync!.transfers[id]!.crossed = true
-            case .sending, .acknowledged: break
+            case .sending, .acknowledged, .serving: break
             }
         }
     }
@@ -328,7 +330,7 @@ extension Engine {
         let blocks = sync.doneBlocks
         let seconds = Double(now - min(now, sync.startedAt)) / 1e9
         let same = sync.checksumAlgorithm.map { ", \(sync.sameBlocks) found identical by \($0) and not sent" } ?? ""
-        let summary = "resync finished as SyncSource: \(blocks) blocks (\(blocks * 4) KiB) in \(oneDecimal(seconds)) s, \(sync.movedBytes) bytes of data sent\(same)"
+        let summary = "resync finished as SyncSource: \(blocks) blocks (\(Geometry.kibibytes(ofBlocks: blocks)) KiB) in \(oneDecimal(seconds)) s, \(sync.movedBytes) bytes of data sent\(same)"
         log(.info, summary)
         link.lastSyncSummary = summary
         session!.resync = nil

@@ -20,7 +20,9 @@ extension Engine {
         }
     }
 
-    mutating func receiveSyncStart(totalBlocks: UInt64, full: Bool) {
+    mutating func receiveSyncStart(totalBlocks reported: UInt64, full: Bool) {
+        // Never more than this disk has (the count comes from the wire).
+        let totalBlocks = min(reported, configuration.usableSize / Geometry.blockSize)
         log(.info, "resync from the peer starting: \(totalBlocks) blocks of 4 KiB\(full ? " (full sync)" : "")")
         if session?.resync == nil {
             var progress = ResyncState(source: false, full: full, startedAt: now)
@@ -45,7 +47,7 @@ extension Engine {
         let sync = session?.resync
         let seconds = sync.map { Double(now - min(now, $0.startedAt)) / 1e9 } ?? 0
         let moved = sync?.movedBytes ?? 0
-        let summary = "resync finished as SyncTarget: \(blocks) blocks (\(blocks * 4) KiB) in \(oneDecimal(seconds)) s, \(moved) bytes of data received; disk UpToDate"
+        let summary = "resync finished as SyncTarget: \(blocks) blocks (\(Geometry.kibibytes(ofBlocks: blocks)) KiB) in \(oneDecimal(seconds)) s, \(moved) bytes of data received; disk UpToDate"
         log(.info, summary)
         link.lastSyncSummary = summary
         session!.resync = nil

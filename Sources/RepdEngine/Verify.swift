@@ -60,11 +60,12 @@ extension Engine {
         state.replication = .verifySource
         send(.verifyNotice(running: true, blocks: total))
         log(.info, "online verify started (verify-alg \(algorithm)): \(total) blocks of 4 KiB")
-        reply(id, true, "online verify started with \(algorithm) over \(total * 4) KiB")
+        reply(id, true, "online verify started with \(algorithm) over \(Geometry.kibibytes(ofBlocks: total)) KiB")
         pumpVerify()
     }
 
-    mutating func receiveVerifyNotice(running: Bool, blocks: UInt64) {
+    mutating func receiveVerifyNotice(running: Bool, blocks reported: UInt64) {
+        let blocks = min(reported, configuration.usableSize / Geometry.blockSize)
         if running {
             session?.verify = VerifyState(source: false, algorithm: "", totalBlocks: blocks, startedAt: now)
             state.replication = .verifyTarget
@@ -72,7 +73,7 @@ extension Engine {
         } else {
             session?.verify = nil
             if state.replication == .verifyTarget { state.replication = .established }
-            link.lastSyncSummary = "online verify by the peer: \(blocks) blocks (\(blocks * 4) KiB) out of sync"
+            link.lastSyncSummary = "online verify by the peer: \(blocks) blocks (\(Geometry.kibibytes(ofBlocks: blocks)) KiB) out of sync"
             log(.info, "the peer finished its online verify: \(blocks) blocks out of sync")
         }
     }
@@ -156,7 +157,7 @@ extension Engine {
             log(.warning, "verify: out of sync: \(range.lowerBound)+\(range.count) (bytes \(range.lowerBound)..<\(range.upperBound))")
         }
         let advice = found == 0 ? "" : "; repair with `repd invalidate-remote --reset-bitmap=no \(configuration.resource)` on the node whose data is right (or `invalidate --reset-bitmap=no` on the other)"
-        let summary = "online verify done in \(oneDecimal(seconds)) s: \(verify.doneBlocks) blocks compared, \(found) out of sync (\(found * 4) KiB)\(advice)"
+        let summary = "online verify done in \(oneDecimal(seconds)) s: \(verify.doneBlocks) blocks compared, \(found) out of sync (\(Geometry.kibibytes(ofBlocks: found)) KiB)\(advice)"
         log(.info, summary)
         link.lastSyncSummary = summary
         link.lastVerify = (found * Geometry.blockSize / 1024, unixTime)

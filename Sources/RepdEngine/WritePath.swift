@@ -63,19 +63,43 @@ public struct WritePath: Sendable {
     func isStale(_ range: Range<UInt64>) -> Bool {
         staleRanges.contains { $0.overlaps(range) }
     }
+
+    /// Requests split into parts (a trim of a whole disk needs more activity-log extents than the
+    /// table has): the client's id and what is left, by the parts' ids.
+    var splits: [UInt64: SplitWrite] = [:]
+    var partOf: [ClientRequestID: UInt64] = [:]
+    var nextSplit: UInt64 = 1
+    /// Ids of parts: the top bit set, so they never meet a driver's request id.
+    static let partBit: ClientRequestID = 1 << 63
+    var nextPart: ClientRequestID = partBit
+}
+
+/// A client write carried out as several parts.
+struct SplitWrite: Sendable {
+    let client: ClientRequestID
+    var remaining: Int
+    var failure: (ClientError, String)?
 }
 
 extension Engine {
     // MARK: admission
 
+    /// The most activity-log extents one write may hold: larger ones go in parts, so that a write
+    /// can always find room in the table (and two of them can share it).
+    var maximumExtentsPerWrite: Int { max(1, metadata.activityLog.slotCount / 2) }
+
     mutating func clientWrite(_ id: ClientRequestID, _ write: ClientWrite) {
-        if shuttingDown { return emit(.complete(id, .failed(.shutdown, "the resource is going down"))) }
+        if shuttingDown { return completeWrite(id, .failed(.shutdown, "the resource is going down")) }
+        let extents = ActivityLog.extents(of: write.range)
+        if extents.count > maximumExtentsPerWrite && write.range.upperBound <= exportSize {
+            return splitWrite(id, write)
+        }
         if !state.acceptsWrites || roleChange?.isDemotion == true {
             let why = roleChange?.isDemotion == true ? "is becoming Secondary" : "is \(state.role.rawValue) with disk \(state.disk.rawValue)"
-            return emit(.complete(id, .failed(.permission, "\(configuration.resource) \(why) on \(configuration.node): writes need a Primary with an UpToDate disk")))
+            return completeWrite(id, .failed(.permission, "\(configuration.resource) \(why) on \(configuration.node): writes need a Primary with an UpToDate disk"))
         }
         if write.range.upperBound > exportSize {
-            return emit(.complete(id, .failed(.noSpace, "write at \(write.range.lowerBound)+\(write.range.count) is beyond the replicated size \(exportSize)")))
+            return completeWrite(id, .failed(.noSpace, "write at \(write.range.lowerBound)+\(write.range.count) is beyond the replicated size \(exportSize)"))
         }
         inFlight += 1
         counters.applicationRequests &+= 1
@@ -123,10 +147,55 @@ extension Engine {
         if mayStart { startLocalWrite(id) }
     }
 
+    /// Issues the parts of a write that touches more extents than one write may hold; the client's
+    /// request completes when the last part does (failed if any part failed).
+    mutating func splitWrite(_ id: ClientRequestID, _ write: ClientWrite) {
+        let step = UInt64(maximumExtentsPerWrite) * Geometry.activityLogExtentSize
+        var parts: [ClientWrite] = []
+        var start = write.range.lowerBound
+        while start < write.range.upperBound {
+            let end = min(write.range.upperBound, (start / step + 1) * step)
+            var part = write
+            part.range = start..<end
+            if let payload = write.payload {
+                part.payload = payload.getSlice(at: payload.readerIndex + Int(start - write.range.lowerBound), length: Int(end - start))
+            }
+            parts.append(part)
+            start = end
+        }
+        let split = writes.nextSplit
+        writes.nextSplit += 1
+        writes.splits[split] = SplitWrite(client: id, remaining: parts.count)
+        for part in parts {
+            let partID = writes.nextPart
+            writes.nextPart += 1
+            writes.partOf[partID] = split
+            clientWrite(partID, part)
+        }
+    }
+
+    /// Answers a write, or counts a part of a split one.
+    mutating func completeWrite(_ id: ClientRequestID, _ result: ClientResult) {
+        guard id & WritePath.partBit != 0 else { return emit(.complete(id, result)) }
+        guard let split = writes.partOf.removeValue(forKey: id), var parent = writes.splits[split] else { return }
+        if case .failed(let error, let message) = result, parent.failure == nil { parent.failure = (error, message) }
+        parent.remaining -= 1
+        guard parent.remaining == 0 else {
+            writes.splits[split] = parent
+            return
+        }
+        writes.splits[split] = nil
+        if let (error, message) = parent.failure {
+            emit(.complete(parent.client, .failed(error, message)))
+        } else {
+            emit(.complete(parent.client, .done))
+        }
+    }
+
     mutating func failPendingWrite(_ request: PendingWrite, _ error: ClientError, _ message: String) {
         inFlight -= 1
         writes.pendingWrites -= 1
-        emit(.complete(request.id, .failed(error, message)))
+        completeWrite(request.id, .failed(error, message))
     }
 
     /// A new generation (started when the peer was lost) is durable: held writes go on.
@@ -261,13 +330,13 @@ extension Engine {
             inFlight -= 1
             writes.pendingWrites -= 1
             if let error = op.localError {
-                emit(.complete(op.client, .failed(clientError(error), error.message)))
+                completeWrite(op.client, .failed(clientError(error), error.message))
             } else if op.peerLost && state.disk != .upToDate {
                 // Only an Inconsistent disk (a SyncTarget) has it: the resync would overwrite it.
-                emit(.complete(op.client, .failed(.io, "\(configuration.resource): the connection to the UpToDate peer was lost before it had this write, and this disk is \(state.disk.rawValue)")))
+                completeWrite(op.client, .failed(.io, "\(configuration.resource): the connection to the UpToDate peer was lost before it had this write, and this disk is \(state.disk.rawValue)"))
             } else {
                 if op.write.kind == .data { counters.writtenBytes += UInt64(op.write.range.count) }
-                emit(.complete(op.client, .done))
+                completeWrite(op.client, .done)
             }
         }
         if op.completed && op.peerDone {

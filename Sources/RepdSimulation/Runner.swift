@@ -9,6 +9,7 @@ public enum SimulationRunner {
         public var writesAcknowledged = 0
         public var crashes = 0
         public var failures: [(seed: UInt64, violation: Violation)] = []
+        public init() {}
         public var description: String { "schedules \(schedules), violations \(violations), steps \(steps)" }
     }
 

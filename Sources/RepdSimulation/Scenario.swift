@@ -82,6 +82,9 @@ public struct Scenario: Sendable, CustomStringConvertible {
 
     /// A schedule of mixed faults from a seed: a first Primary, application I/O, and at random
     /// times crashes, link cuts, stalls, disk errors, role changes and operator commands.
+    /// Whether schedules include disk errors (`on-io-error detach` makes them safe).
+    public static let diskErrors = false
+
     public static func generate(seed: UInt64, seconds: Int = 30) -> Scenario {
         var random = SplitMix64(seed: seed &* 0x9E37_79B9 &+ 1)
         func pick(_ n: Int) -> Int { Int(random.next() % UInt64(n)) }
@@ -113,7 +116,11 @@ public struct Scenario: Sendable, CustomStringConvertible {
             case 30..<40: action = .crash(node, downSeconds: 1 + pick(5))
             case 40..<52: action = .partition(seconds: 1 + pick(8))
             case 52..<56: action = .stall(seconds: 1 + pick(3))
-            case 56..<62: action = .diskErrors(failingDisk, firstBlock: pick(blockCount - 64), blocks: 1 + pick(64), seconds: 1 + pick(4))
+            case 56..<62:
+                // Disk errors only with a policy that keeps the data safe: with on-io-error pass_on
+                // (DRBD's "no guarantee") a failed write can leave either copy the stale one.
+                guard diskErrors else { continue }
+                action = .diskErrors(failingDisk, firstBlock: pick(blockCount - 64), blocks: 1 + pick(64), seconds: 1 + pick(4))
             case 62..<70: action = .promote(node, force: false)
             case 70..<76: action = .demote(node)
             case 76..<80: action = .disconnect(node)

@@ -10,17 +10,22 @@ import RepdEngine
 struct SimulatedDisk {
     let blockCount: Int
     private(set) var durable: [UInt64]
-    private(set) var volatile: [Int: UInt64] = [:]
+    /// Unsynced contents (0 where none; `hasVolatile` says which blocks have some).
+    private var volatileTags: [UInt64]
+    private var hasVolatile: [Bool]
+    private var volatileBlocks: [Int] = []
     /// Blocks whose reads or writes fail (with `on-io-error` tests), while set.
     var failing: Range<Int>?
 
     init(blockCount: Int) {
         self.blockCount = blockCount
         self.durable = Array(repeating: 0, count: blockCount)
+        self.volatileTags = Array(repeating: 0, count: blockCount)
+        self.hasVolatile = Array(repeating: false, count: blockCount)
     }
 
     /// What a read sees now.
-    func current(_ block: Int) -> UInt64 { volatile[block] ?? durable[block] }
+    func current(_ block: Int) -> UInt64 { hasVolatile[block] ? volatileTags[block] : durable[block] }
 
     func fails(_ range: Range<UInt64>) -> Bool {
         guard let failing else { return false }
@@ -34,24 +39,30 @@ struct SimulatedDisk {
     mutating func write(block: Int, tag: UInt64, durable makeDurable: Bool) {
         guard block >= 0 && block < blockCount else { return }
         if makeDurable {
-            volatile[block] = nil
+            hasVolatile[block] = false
             durable[block] = tag
         } else {
-            volatile[block] = tag
+            if !hasVolatile[block] { volatileBlocks.append(block) }
+            hasVolatile[block] = true
+            volatileTags[block] = tag
         }
     }
 
     mutating func sync() {
-        for (block, tag) in volatile { durable[block] = tag }
-        volatile.removeAll()
+        for block in volatileBlocks where hasVolatile[block] {
+            durable[block] = volatileTags[block]
+            hasVolatile[block] = false
+        }
+        volatileBlocks.removeAll(keepingCapacity: true)
     }
 
     /// The power goes: every unsynced block survives or not, at random.
     mutating func crash(_ random: inout SplitMix64) {
-        for block in volatile.keys.sorted() where random.next() & 1 == 1 {
-            durable[block] = volatile[block]!
+        for block in volatileBlocks.sorted() where hasVolatile[block] {
+            if random.next() & 1 == 1 { durable[block] = volatileTags[block] }
+            hasVolatile[block] = false
         }
-        volatile.removeAll()
+        volatileBlocks.removeAll(keepingCapacity: true)
     }
 
     // MARK: payloads

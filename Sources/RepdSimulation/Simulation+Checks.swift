@@ -9,18 +9,18 @@ extension Simulation {
     static let requestBound: UInt64 = 120_000_000_000
 
     func checkAfterStep() {
-        for index in nodes.indices {
-            guard nodes[index].engine != nil else { continue }
-            let engine = nodes[index].engine!
-            let runtime = nodes[index]
-            if engine.inFlight < 0 || engine.writes.pendingWrites < 0 {
-                violate("bookkeeping", "\(runtime.node) counts \(engine.inFlight) requests and \(engine.writes.pendingWrites) writes in flight")
+        for index in nodes.indices where nodes[index].engine != nil {
+            if nodes[index].engine!.inFlight < 0 || nodes[index].engine!.writes.pendingWrites < 0 {
+                violate("bookkeeping", "\(nodes[index].node) counts \(nodes[index].engine!.inFlight) requests and \(nodes[index].engine!.writes.pendingWrites) writes in flight")
             }
-            if let (id, oldest) = runtime.requests.min(by: { $0.value.issuedAt < $1.value.issuedAt }), now > oldest.issuedAt + Self.requestBound {
-                violate("liveness", "\(runtime.node)'s request \(id) (\(oldest)) waits since t=\(milliseconds(oldest.issuedAt)) ms; \(summary); \(runtime.node) waits for: \(engine.waitingSummary)")
+            // The oldest request is checked once a second (a scan of all requests per step costs).
+            if now >= nextLivenessCheck, let (id, oldest) = nodes[index].requests.min(by: { $0.value.issuedAt < $1.value.issuedAt }),
+               now > oldest.issuedAt + Self.requestBound {
+                violate("liveness", "\(nodes[index].node)'s request \(id) (\(oldest.summary)) waits since t=\(milliseconds(oldest.issuedAt)) ms; \(summary); \(nodes[index].node) waits for: \(nodes[index].engine!.waitingSummary)")
             }
-            checkDecision(runtime)
+            checkDecision(index)
         }
+        if now >= nextLivenessCheck { nextLivenessCheck = now + 1_000_000_000 }
         if inSync {
             wroteApart = [false, false]
             // What either side acknowledged so far is on both disks, durably: a later split brain
@@ -42,8 +42,10 @@ extension Simulation {
 
     /// A split brain is reported whenever both sides wrote while apart; the side whose data a
     /// resolution discards loses its writes since the split, legitimately.
-    func checkDecision(_ runtime: NodeRuntime) {
-        guard let session = runtime.engine?.session, let decision = session.decision else { return }
+    func checkDecision(_ index: Int) {
+        guard let session = nodes[index].engine?.session, let decision = session.decision else { return }
+        guard !checkedDecisions.contains(session.connection) || !discardedOn.contains(session.connection) else { return }
+        let node = nodes[index].node
         let splitBrain: Bool
         switch decision.strategy {
         case .splitBrain, .splitBrainUnresolvable, .unrelatedData: splitBrain = true
@@ -52,17 +54,17 @@ extension Simulation {
         if !checkedDecisions.contains(session.connection) {
             checkedDecisions.insert(session.connection)
             if wroteApart[0] && wroteApart[1] && !splitBrain {
-                violate("split brain reported", "both nodes wrote while apart, but \(runtime.node) decided \(decision)")
+                violate("split brain reported", "both nodes wrote while apart, but \(node) decided \(decision)")
             }
             // This decision accounts for what either side wrote apart so far.
             wroteApart = [false, false]
         }
         if splitBrain, !discardedOn.contains(session.connection),
-           [.syncTarget, .pausedSyncTarget].contains(runtime.engine!.state.replication) {
+           [.syncTarget, .pausedSyncTarget].contains(nodes[index].engine!.state.replication) {
             discardedOn.insert(session.connection)
-            note("split brain resolved: \(runtime.node)'s changes since t=\(milliseconds(lastInSync)) ms are discarded")
-            ledger.discarded(node: runtime.node, since: lastInSync)
-            wroteApart[runtime.node.rawValue] = false
+            note("split brain resolved: \(node)'s changes since t=\(milliseconds(lastInSync)) ms are discarded")
+            ledger.discarded(node: node, since: lastInSync)
+            wroteApart[node.rawValue] = false
         }
     }
 

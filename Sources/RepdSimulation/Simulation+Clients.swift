@@ -33,8 +33,11 @@ extension Simulation {
         case .disconnect(let node): command(.disconnect, on: node)
         case .connect(let node): command(.connect(discardMyData: false, dryRun: false), on: node)
         case .verify(let node): command(.verify, on: node)
-        case .invalidate(let node): command(.invalidate(full: false), on: node)
-        case .invalidateRemote(let node): command(.invalidateRemote(full: false), on: node)
+        // An operator who invalidates says which copy is wrong: the one on the disk that failed.
+        case .invalidate(let node):
+            if node == failingDisk { command(.invalidate(full: false), on: node) }
+        case .invalidateRemote(let node):
+            if node != failingDisk { command(.invalidateRemote(full: false), on: node) }
         case .pauseSync(let node, let seconds):
             command(.pauseSync, on: node)
             queue.push(at: now + UInt64(seconds) * 1_000_000_000, .resumeSync(node))
@@ -81,15 +84,25 @@ extension Simulation {
             deliver(.clientRead(id, offset: range.lowerBound, length: UInt32(range.count), kind: .read), to: node, incarnation: incarnation)
             return
         }
-        let blockRange = first..<(first + blocks)
+        var blockRange = first..<(first + blocks)
+        var writeRange = range
+        let kind: PeerWrite.Kind = roll < 92 ? .data : roll < 96 ? .trim : .zeroes
+        if kind != .data && pick(4) == 0 {
+            // Sometimes a large one (a file system's discard of a whole region, or of everything).
+            let start = pick(2) == 0 ? 0 : pick(scenario.blockCount / 2)
+            blockRange = start..<scenario.blockCount
+            writeRange = UInt64(start) * Geometry.blockSize..<UInt64(scenario.blockCount) * Geometry.blockSize
+        }
         guard nodes[node.rawValue].busyBlocks.isDisjoint(with: blockRange) else { return }
         nodes[node.rawValue].busyBlocks.formUnion(blockRange)
-        let tags = ledger.newTags(blocks)
+        let tags = ledger.newTags(blockRange.count)
         let fua = pick(10) == 0
-        for (offset, tag) in tags.enumerated() { ledger.issued(tag: tag, block: first + offset, node: node, at: now, fua: fua) }
+        for (offset, tag) in tags.enumerated() {
+            ledger.issued(tag: tag, block: blockRange.lowerBound + offset, node: node, at: now, fua: fua, zero: kind != .data)
+        }
         let connection = engine.state.connection == .connected ? engine.session?.connection : nil
-        nodes[node.rawValue].requests[id] = .write(range: range, tags: tags, issuedAt: now, connection: connection)
-        deliver(.clientWrite(id, ClientWrite(range: range, kind: .data, fua: fua, payload: SimulatedDisk.payload(tags: tags))),
+        nodes[node.rawValue].requests[id] = .write(range: writeRange, tags: tags, issuedAt: now, connection: connection)
+        deliver(.clientWrite(id, ClientWrite(range: writeRange, kind: kind, fua: fua, payload: kind == .data ? SimulatedDisk.payload(tags: tags) : nil)),
                 to: node, incarnation: incarnation)
     }
 

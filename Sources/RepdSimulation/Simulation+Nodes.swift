@@ -42,6 +42,14 @@ enum ClientRequest {
         case .write(_, _, let t, _), .read(_, let t, _), .flush(let t): t
         }
     }
+
+    var summary: String {
+        switch self {
+        case .write(let range, _, _, _): "write \(range.lowerBound)+\(range.count)"
+        case .read(let range, _, _): "read \(range.lowerBound)+\(range.count)"
+        case .flush: "flush"
+        }
+    }
 }
 
 extension Simulation {

@@ -32,7 +32,7 @@ public final class Simulation {
     var queue = EventQueue()
     var nodes: [NodeRuntime]
     var network = SimulatedNetwork()
-    var ledger = Ledger()
+    var ledger: Ledger
     var violations: [Violation] = []
     var trace: [String] = []
     var steps = 0
@@ -49,6 +49,7 @@ public final class Simulation {
         for step in scenario.steps { if case .diskErrors(let node, _, _, _) = step.action { return node } }
         return .beta
     }
+    var nextLivenessCheck: UInt64 = 0
     /// When each node last lost power (0: never).
     var lastCrash: [UInt64] = [0, 0]
     var discardedOn = Set<ConnectionID>()
@@ -61,6 +62,7 @@ public final class Simulation {
     public init(scenario: Scenario, environmentSeed: UInt64? = nil) {
         self.scenario = scenario
         self.random = SplitMix64(seed: environmentSeed ?? (scenario.seed ^ 0xD1CE_D1CE))
+        self.ledger = Ledger(blockCount: scenario.blockCount)
         self.endOfSchedule = UInt64((scenario.steps.map(\.atMilliseconds).max() ?? 0) + 5_000) * 1_000_000
         let layout = try! MetadataLayout.external(backingSize: UInt64(scenario.blockCount) * Geometry.blockSize, metaDeviceSize: nil, index: nil)
         nodes = SimNode.allCases.map { node in
@@ -87,7 +89,7 @@ public final class Simulation {
             violate("liveness", steps >= maximumEvents ? "more than \(maximumEvents) events" : "the run stopped before converging")
         }
         return SimulationResult(violations: violations, steps: steps, simulatedMilliseconds: milliseconds(now), trace: trace,
-                                writesAcknowledged: ledger.writes.values.filter(\.acknowledged).count, crashes: ledger.crashes.count)
+                                writesAcknowledged: ledger.acknowledgedCount, crashes: ledger.crashes.count)
     }
 
     // MARK: helpers

@@ -1,0 +1,176 @@
+import NIOCore
+import PeerProtocol
+import RepdCore
+import RepdEngine
+import XCTest
+
+/// The write path, event in, actions out: when a write completes under each protocol, what a lost
+/// link does to writes in flight, flushes and barriers.
+final class WritePathTests: XCTestCase {
+    /// (protocol, the peer's answer that must arrive, done before it?, done after it?)
+    func testCompletionPerProtocol() {
+        enum PeerEvent { case sent, received, written }
+        let table: [(ReplicationMode, PeerEvent)] = [(.A, .sent), (.B, .received), (.C, .written)]
+        for (replication, needed) in table {
+            var h = EngineHarness(protocol: replication)
+            h.connectedPrimary()
+            h.feed(.clientWrite(10, EngineHarness.clientWrite(block: 3)))
+            guard let (token, write) = h.localWrites.first, case .write(let peerWrite)? = h.sent.first else {
+                return XCTFail("protocol \(replication): the write went neither to the disk nor to the peer: \(h.actions)")
+            }
+            XCTAssertEqual(write.range, 3 * 4096..<4 * 4096)
+            XCTAssertTrue(write.replicated)
+            XCTAssertEqual(peerWrite.offset, 3 * 4096)
+            h.feed(.writeDone(token, nil))
+            XCTAssertNil(h.completed(10), "protocol \(replication): completed on the local write alone")
+            switch needed {
+            case .sent: h.feed(.peerSent(EngineHarness.connection, sequence: peerWrite.sequence))
+            case .received: h.feed(.peerMessage(EngineHarness.connection, .receiveAck(sequence: peerWrite.sequence)))
+            case .written: h.feed(.peerMessage(EngineHarness.connection, .writeAck(sequence: peerWrite.sequence, status: 0)))
+            }
+            XCTAssertTrue(h.isDone(10), "protocol \(replication): not completed after \(needed)")
+        }
+    }
+
+    func testProtocolCWaitsForThePeerWhicheverIsFirst() {
+        var h = EngineHarness()
+        h.connectedPrimary()
+        h.feed(.clientWrite(1, EngineHarness.clientWrite(block: 0)))
+        guard case .write(let w)? = h.sent.first, let (token, _) = h.localWrites.first else { return XCTFail() }
+        h.feed(.peerMessage(EngineHarness.connection, .writeAck(sequence: w.sequence, status: 0)))
+        XCTAssertNil(h.completed(1), "completed before its local write")
+        h.feed(.writeDone(token, nil))
+        XCTAssertTrue(h.isDone(1))
+    }
+
+    /// A write the peer never acknowledged completes from the local disk when the link breaks,
+    /// and its blocks are out of sync.
+    func testLostLinkCompletesAndMarksUnacknowledgedWrites() {
+        var h = EngineHarness()
+        h.connectedPrimary()
+        h.feed(.clientWrite(1, EngineHarness.clientWrite(block: 5, blocks: 2)))
+        guard let (token, _) = h.localWrites.first else { return XCTFail() }
+        h.feed(.writeDone(token, nil))
+        XCTAssertNil(h.completed(1))
+        h.feed(.peerLost(EngineHarness.connection, reason: "test"))
+        XCTAssertTrue(h.isDone(1))
+        XCTAssertTrue(h.engine.metadata.bitmap.isOutOfSync(block: 5))
+        XCTAssertTrue(h.engine.metadata.bitmap.isOutOfSync(block: 6))
+        XCTAssertFalse(h.engine.metadata.bitmap.isOutOfSync(block: 7))
+    }
+
+    /// Acknowledged is not durable: until a barrier confirms a write, a lost link marks it too.
+    func testAcknowledgedButUnconfirmedWritesAreMarkedOnLoss() {
+        var h = EngineHarness()
+        h.connectedPrimary()
+        h.feed(.clientWrite(1, EngineHarness.clientWrite(block: 9)))
+        guard case .write(let w)? = h.sent.first, let (token, _) = h.localWrites.first else { return XCTFail() }
+        h.feed(.writeDone(token, nil))
+        h.feed(.peerMessage(EngineHarness.connection, .writeAck(sequence: w.sequence, status: 0)))
+        XCTAssertTrue(h.isDone(1))
+        XCTAssertTrue(h.engine.awaitsPeerDurability)
+        h.feed(.peerLost(EngineHarness.connection, reason: "test"))
+        XCTAssertTrue(h.engine.metadata.bitmap.isOutOfSync(block: 9), "an unconfirmed write must be resynced")
+    }
+
+    func testABarrierConfirmsWhatWasAcknowledgedBeforeIt() {
+        var h = EngineHarness()
+        h.connectedPrimary()
+        h.feed(.clientWrite(1, EngineHarness.clientWrite(block: 9)))
+        guard case .write(let w)? = h.sent.first, let (token, _) = h.localWrites.first else { return XCTFail() }
+        h.feed(.writeDone(token, nil))
+        h.feed(.peerMessage(EngineHarness.connection, .writeAck(sequence: w.sequence, status: 0)))
+        h.clear()
+        h.tick()
+        guard case .flush(let barrier)? = h.sent.first else { return XCTFail("no barrier after a tick: \(h.actions)") }
+        XCTAssertGreaterThan(barrier, w.sequence)
+        h.feed(.peerMessage(EngineHarness.connection, .flushAck(sequence: barrier, status: 0)))
+        XCTAssertFalse(h.engine.awaitsPeerDurability)
+        h.feed(.peerLost(EngineHarness.connection, reason: "test"))
+        XCTAssertFalse(h.engine.metadata.bitmap.isOutOfSync(block: 9), "a confirmed write is on both disks")
+    }
+
+    /// A client flush completes when the local sync and the peer's flush are both done.
+    func testFlushNeedsBothDisks() {
+        var h = EngineHarness()
+        h.connectedPrimary()
+        h.feed(.clientFlush(3))
+        guard let sync = h.syncs.first, case .flush(let sequence)? = h.sent.first else { return XCTFail("\(h.actions)") }
+        h.feed(.syncDone(sync, nil))
+        XCTAssertNil(h.completed(3))
+        h.feed(.peerMessage(EngineHarness.connection, .flushAck(sequence: sequence, status: 0)))
+        XCTAssertTrue(h.isDone(3))
+    }
+
+    /// The peer's flush is synced only after every write received before it is on disk.
+    func testAFlushFromThePeerWaitsForEarlierWrites() {
+        var h = EngineHarness(node: "beta", peer: "alpha")
+        h.feed(.command(1, .newCurrentUUID(clearBitmap: false)))
+        h.feed(.command(2, .primary(force: true)))
+        h.feed(.command(3, .secondary))
+        for case .syncLocal(let token) in h.actions { h.feed(.syncDone(token, nil)) }
+        let generation = h.engine.metadata.superblock.generation
+        h.feed(.peerConnected(EngineHarness.connection, peerNode: "alpha", localResolves: false))
+        h.feed(.peerMessage(EngineHarness.connection, .state(h.peerReport(role: .primary, generation: generation))))
+        h.clear()
+        h.feed(.peerMessage(EngineHarness.connection, EngineHarness.peerWrite(1, block: 4)))
+        h.feed(.peerMessage(EngineHarness.connection, .flush(sequence: 2)))
+        XCTAssertTrue(h.syncs.isEmpty, "synced before the write it must cover reached the disk")
+        guard let (token, _) = h.localWrites.first else { return XCTFail("\(h.actions)") }
+        h.feed(.writeDone(token, nil))
+        XCTAssertEqual(h.syncs.count, 1)
+        XCTAssertTrue(h.sent.contains { if case .writeAck(1, 0) = $0 { return true } else { return false } })
+        h.feed(.syncDone(h.syncs[0], nil))
+        XCTAssertTrue(h.sent.contains { if case .flushAck(2, 0) = $0 { return true } else { return false } })
+    }
+
+    /// Alone, a Primary marks every write out of sync and completes from its disk.
+    func testAlonePrimaryMarksWrites() {
+        var h = EngineHarness()
+        h.feed(.command(1, .primary(force: true)))
+        h.clear()
+        h.feed(.clientWrite(1, EngineHarness.clientWrite(block: 2)))
+        XCTAssertTrue(h.sent.isEmpty)
+        guard let (token, write) = h.localWrites.first else { return XCTFail() }
+        XCTAssertFalse(write.replicated)
+        XCTAssertTrue(h.engine.metadata.bitmap.isOutOfSync(block: 2))
+        h.feed(.writeDone(token, nil))
+        XCTAssertTrue(h.isDone(1))
+    }
+
+    func testRefusalsTable() {
+        var secondary = EngineHarness()
+        secondary.feed(.clientWrite(1, EngineHarness.clientWrite(block: 0)))
+        guard case .failed(.permission, _)? = secondary.completed(1) else { return XCTFail("a Secondary took a write") }
+
+        var primary = EngineHarness()
+        primary.feed(.command(1, .primary(force: true)))
+        primary.feed(.clientWrite(2, ClientWrite(range: EngineHarness.size..<(EngineHarness.size + 4096), kind: .data,
+                                                 payload: ByteBuffer(repeating: 0, count: 4096))))
+        guard case .failed(.noSpace, _)? = primary.completed(2) else { return XCTFail("a write past the end was taken") }
+        primary.feed(.beginShutdown)
+        primary.feed(.clientWrite(3, EngineHarness.clientWrite(block: 0)))
+        guard case .failed(.shutdown, _)? = primary.completed(3) else { return XCTFail("a write during shutdown was taken") }
+    }
+
+    /// A trim of the whole disk needs more activity-log extents than the table holds: it goes in
+    /// parts and completes once, when the last part does.
+    func testAHugeTrimGoesInParts() {
+        var h = EngineHarness()
+        h.feed(.command(1, .primary(force: true)))
+        h.clear()
+        h.feed(.clientWrite(5, ClientWrite(range: 0..<EngineHarness.size, kind: .trim)))
+        var guardCount = 0
+        while h.completed(5) == nil && guardCount < 100 {
+            guardCount += 1
+            let writes = h.localWrites
+            h.clear()
+            for (token, write) in writes {
+                XCTAssertLessThanOrEqual(ActivityLog.extents(of: write.range).count, 8)
+                h.feed(.writeDone(token, nil))
+            }
+        }
+        XCTAssertTrue(h.isDone(5), "the trim did not complete")
+        XCTAssertEqual(h.completions.count, 1)
+    }
+}
