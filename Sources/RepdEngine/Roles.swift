@@ -17,6 +17,8 @@ struct RoleChange: Sendable {
     /// The superblock before the change (restored if the write fails).
     let previous: Superblock
     let reason: String?
+    /// The promotion's superblock starts a new data generation.
+    var newGeneration = false
 
     var isDemotion: Bool { if case .demotion = kind { return true } else { return false } }
 }
@@ -76,7 +78,8 @@ extension Engine {
         if next.disk == .upToDate { sb.flags.formUnion([.consistent, .wasUpToDate]) }
         sb.generation.recordRole(primary: true)
         metadata.superblock = sb
-        roleChange = RoleChange(command: id, kind: .promotion(force: force), phase: .persisting, previous: previous, reason: reason)
+        roleChange = RoleChange(command: id, kind: .promotion(force: force), phase: .persisting, previous: previous, reason: reason,
+                                newGeneration: effects.contains(.newCurrentGeneration))
         commitSuperblock(then: .roleChange)
     }
 
@@ -124,9 +127,10 @@ extension Engine {
         }
         switch change.kind {
         case .promotion(let force):
-            // Validated again: the peer may have changed its role meanwhile.
+            // Validated again: the peer may have changed its role, or the link gone, meanwhile.
+            let effects: [NodeState.Effect]
             do {
-                _ = try state.apply(.promote(force: force))
+                effects = try state.apply(.promote(force: force))
             } catch {
                 metadata.superblock.flags = change.previous.flags
                 metadata.superblock.generation = change.previous.generation
@@ -134,6 +138,14 @@ extension Engine {
                 return answerRoleChange(change.command, false, "\(error)")
             }
             log(.info, "role Primary" + (change.reason.map { " (\($0))" } ?? ""))
+            if effects.contains(.newCurrentGeneration) && !change.newGeneration {
+                // The peer went away while the promotion was being recorded: this Primary's writes
+                // from now on are a new generation, durable before any of them is.
+                metadata.superblock.generation.startNewCurrent(newUUID(), primary: true)
+                log(.info, "new current generation \(hex(metadata.superblock.generation.current)) (the peer was lost during the promotion)")
+                writes.generationPending = true
+                commitSuperblock(then: .generationGate)
+            }
             emit(.roleChanged(.primary))
             stateChanged()
             answerRoleChange(change.command, true, "Primary")

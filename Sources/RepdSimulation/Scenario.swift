@@ -69,13 +69,18 @@ public struct Scenario: Sendable, CustomStringConvertible {
     public var activityLogExtents: Int
     public var blockCount: Int
     public var policies: SplitBrainPolicies
+    /// Resync rate (bytes per second): slow ones leave room for faults in the middle of a resync.
+    public var resyncRate = 400 << 20
+    /// How often the lazy bitmap writer runs (milliseconds).
+    public var bitmapFlushMilliseconds = 2000
     public var steps: [ScheduleStep]
 
     public var description: String {
         var lines = ["seed \(seed): protocol \(replication.rawValue), \(blockCount) blocks of 4 KiB, al-extents \(activityLogExtents)"
             + (allowTwoPrimaries ? ", allow-two-primaries" : "") + (csums ? ", csums-alg crc32c" : "")
             + (internalMetadata ? ", internal metadata" : ", external metadata")
-            + ", after-sb \(policies.afterSB0Pri)/\(policies.afterSB1Pri.rawValue)/\(policies.afterSB2Pri.rawValue)"]
+            + ", after-sb \(policies.afterSB0Pri)/\(policies.afterSB1Pri.rawValue)/\(policies.afterSB2Pri.rawValue)"
+            + ", resync \(resyncRate >> 20) MiB/s, bitmap written every \(bitmapFlushMilliseconds) ms"]
         lines += steps.map { "  \($0)" }
         return lines.joined(separator: "\n")
     }
@@ -132,8 +137,11 @@ public struct Scenario: Sendable, CustomStringConvertible {
             }
             steps.append(ScheduleStep(atMilliseconds: t, action: action))
         }
-        return Scenario(seed: seed, replication: replication, allowTwoPrimaries: twoPrimaries, csums: chance(25),
-                        internalMetadata: chance(50), activityLogExtents: [4, 8, 64][pick(3)], blockCount: blockCount,
-                        policies: policies, steps: steps)
+        var scenario = Scenario(seed: seed, replication: replication, allowTwoPrimaries: twoPrimaries, csums: chance(25),
+                                internalMetadata: chance(50), activityLogExtents: [4, 8, 64][pick(3)], blockCount: blockCount,
+                                policies: policies, steps: steps)
+        scenario.resyncRate = [400 << 20, 400 << 20, 24 << 20, 6 << 20][pick(4)]
+        scenario.bitmapFlushMilliseconds = [2000, 300][pick(2)]
+        return scenario
     }
 }

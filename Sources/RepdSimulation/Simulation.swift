@@ -115,8 +115,9 @@ public final class Simulation {
         c.verifyAlgorithm = "crc32c"
         c.activityLogExtents = scenario.activityLogExtents
         c.splitBrainPolicies = scenario.policies
-        c.resync = ResyncController.Settings(fixedRate: 400 << 20, planAhead: 0, fillTarget: 0, delayTarget: 10,
-                                             maxRate: 400 << 20, minRate: 1 << 20)
+        c.resync = ResyncController.Settings(fixedRate: scenario.resyncRate, planAhead: 0, fillTarget: 0, delayTarget: 10,
+                                             maxRate: scenario.resyncRate, minRate: 1 << 20)
+        c.bitmapFlushInterval = UInt64(scenario.bitmapFlushMilliseconds) * 1_000_000
         c.barrierBytes = 1 << 20
         return c
     }
