@@ -96,7 +96,7 @@ final class DeviceAttachment: @unchecked Sendable {
             return
         }
         // A device a crashed daemon left in use (mounted) is reconnected, so its users live on.
-        let revive = Self.staleKernelNBDInUse(run: run, resource: resource)
+        let revive = DeviceLeftovers.staleKernelNBDInUse(run: run, resource: resource)
         undoLeftovers()
         // Not while a dead nbd device of ours is still connected: pvs would wait on it.
         if revive == nil { checkLVMSignature() }
@@ -115,126 +115,6 @@ final class DeviceAttachment: @unchecked Sendable {
     }
 
     /// The kernel's nbd driver, loading the module first if it is not loaded; nil if there is none.
-    private func kernelDriver() -> NBDKernelDriver? {
-        if !NBDKernelDriver.isLoaded, let modprobe = Command.find("modprobe") {
-            let outcome = Command.run([modprobe, "nbd"], timeoutSeconds: 30)
-            if !outcome.succeeded {
-                logger.info("modprobe nbd: \(outcome.result): \(outcome.output.split(separator: "\n").last.map(String.init) ?? "")")
-            }
-        }
-        do {
-            return try NBDKernelDriver()
-        } catch {
-            logger.info("no kernel nbd driver (\(error)): using nbdfuse+loop")
-            return nil
-        }
-    }
-
-    private func describe(_ a: Attached) -> String {
-        let path = host.device == a.target ? a.target : "\(host.device) -> \(a.target)"
-        return "device \(path) (\(a.method.rawValue))\(a.readOnly ? ", read-only while Secondary" : ""); links \(a.links.joined(separator: ", "))"
-    }
-
-    /// The nbd index the configuration implies: N of a `/dev/nbdN` device path, else the minor.
-    var preferredNBDIndex: Int? {
-        let prefix = "/dev/nbd"
-        if host.device.hasPrefix(prefix), let n = Int(host.device.dropFirst(prefix.count)) { return n }
-        return host.minor
-    }
-
-    private func attachKernelNBD(driver: NBDKernelDriver, server: NBDServer, export: NBDExportInfo, writable: Bool, reviving: Int?) async throws -> Attached {
-        let devices = (try? driver.devices()) ?? []
-        var index = preferredNBDIndex
-        var revive = reviving
-        if let stale = revive, BlockDevices.size("/dev/nbd\(stale)") != export.size {
-            logger.warning("/dev/nbd\(stale), left in use by the previous daemon, has another size than the export: not reconnecting it")
-            revive = nil
-        }
-        if let wanted = index, devices.contains(where: { $0.index == wanted && $0.connected }) {
-            logger.info("/dev/nbd\(wanted) is in use: taking a free nbd device")
-            index = nil
-        }
-        let connections = max(1, min(4, ProcessSupport.processorCount))
-        let session = NBDSession(export: export, structuredReplies: false, metaContexts: [:])
-        var kernelEnds: [Int32] = []
-        var failure: (any Error)?
-        for n in 0..<connections where failure == nil {
-            do {
-                let (kernelEnd, ourEnd) = try ProcessSupport.socketPair()
-                kernelEnds.append(kernelEnd)
-                do {
-                    try await server.serve(connectedSocket: ourEnd, session: session, name: "kernel nbd connection \(n)")
-                } catch {
-                    ProcessSupport.closeDescriptor(ourEnd)
-                    failure = error
-                }
-            } catch {
-                failure = error
-            }
-        }
-        let request = NBDKernelDriver.ConnectRequest(
-            index: index, sockets: kernelEnds, sizeBytes: export.size, blockSizeBytes: UInt64(Self.blockSize),
-            serverFlags: UInt64(export.flags.rawValue), deadConnectionTimeoutSeconds: Self.deadConnectionTimeoutSeconds,
-            backend: backendIdentifier)
-        var outcome: Result<Int, any Error>
-        var deferred: [Int32]? = nil
-        if failure != nil {
-            outcome = .failure(failure!)
-        } else if let stale = revive, !writable {
-            let when = "within \(Self.deadConnectionTimeoutSeconds) s, or the requests the kernel queued fail"
-            logger.warning("/dev/nbd\(stale), which the previous daemon left in use, is reconnected when this node becomes Primary (\(when))")
-            deferred = kernelEnds
-            outcome = .success(stale)
-        } else if let stale = revive {
-            do {
-                try driver.reconnect(index: stale, sockets: kernelEnds, backend: backendIdentifier)
-                logger.warning("reconnected /dev/nbd\(stale), which the previous daemon left in use: its users carry on")
-                outcome = .success(stale)
-            } catch {
-                logger.warning("cannot reconnect /dev/nbd\(stale) (\(error)): attaching another nbd device")
-                var other = request
-                other.index = nil
-                outcome = connect(driver, other)
-            }
-        } else {
-            outcome = connect(driver, request)
-        }
-        // The kernel holds its own reference to each socket it took; ours are closed either way.
-        if deferred == nil { kernelEnds.forEach { ProcessSupport.closeDescriptor($0) } }
-        let connected: Int
-        switch outcome {
-        case .success(let n): connected = n
-        case .failure(let error): throw error
-        }
-        let target = "/dev/nbd\(connected)"
-        var result = Attached(method: .kernelNBD, target: target, kernelName: "nbd\(connected)", links: [], nbdIndex: connected, readOnly: false,
-                              pendingReconnect: deferred)
-        do {
-            try waitForDevice(target, size: export.size)
-            try finish(&result, writable: writable)
-        } catch {
-            // A device its users still hold is theirs: never disconnected here.
-            if connected != revive { try? driver.disconnect(index: connected) }
-            deferred?.forEach { ProcessSupport.closeDescriptor($0) }
-            removeLinks(result)
-            throw error
-        }
-        return result
-    }
-
-    /// NBD_CMD_CONNECT, at the preferred index, or any free one if that one is taken.
-    private func connect(_ driver: NBDKernelDriver, _ request: NBDKernelDriver.ConnectRequest) -> Result<Int, any Error> {
-        do {
-            return .success(try driver.connect(request))
-        } catch {
-            guard error.errno == .resourceBusy, let index = request.index else { return .failure(error) }
-            logger.info("/dev/nbd\(index) is busy: taking a free nbd device")
-            var anyIndex = request
-            anyIndex.index = nil
-            do { return .success(try driver.connect(anyIndex)) } catch { return .failure(error) }
-        }
-    }
-
     private func attachFuseLoop(export: NBDExportInfo, writable: Bool) throws -> Attached {
         guard let nbdfuse = Command.find("nbdfuse") else {
             throw DeviceError("cannot attach \(host.device): the kernel has no nbd driver and nbdfuse is not installed "
@@ -280,7 +160,7 @@ final class DeviceAttachment: @unchecked Sendable {
     }
 
     /// The device node answers with the export's size (bounded).
-    private func waitForDevice(_ path: String, size: UInt64) throws {
+    func waitForDevice(_ path: String, size: UInt64) throws {
         let deadline = ProcessSupport.monotonicNanoseconds() + 10_000_000_000
         while BlockDevices.size(path) != size {
             guard ProcessSupport.monotonicNanoseconds() < deadline else {
@@ -297,7 +177,7 @@ final class DeviceAttachment: @unchecked Sendable {
     static let maximumDiscardBytes: UInt64 = 32 << 20
 
     /// Read-only flag for the role, discard size, then the links.
-    private func finish(_ a: inout Attached, writable: Bool) throws {
+    func finish(_ a: inout Attached, writable: Bool) throws {
         if let limit = BlockDevices.discardLimit(of: a.kernelName), limit > Self.maximumDiscardBytes {
             if BlockDevices.setDiscardLimit(of: a.kernelName, bytes: Self.maximumDiscardBytes) {
                 a.originalDiscardLimit = limit
@@ -419,7 +299,7 @@ final class DeviceAttachment: @unchecked Sendable {
         logger.info("device \(a.target) detached; links removed")
     }
 
-    private func removeLinks(_ a: Attached) {
+    func removeLinks(_ a: Attached) {
         for link in a.links.reversed() {
             DeviceLink.remove(link, ifPointingTo: DeviceLink.relativeTarget(from: link, toDevice: a.kernelName))
         }
@@ -485,90 +365,9 @@ final class DeviceAttachment: @unchecked Sendable {
     /// Undoes what a daemon that died left attached (read from its state file). Returns what it did.
     @discardableResult
     func undoLeftovers() -> [String] {
-        Self.undoLeftovers(run: run, resource: resource, logger: logger)
+        DeviceLeftovers.undoLeftovers(run: run, resource: resource, logger: logger)
     }
 
-    /// The recorded state file as `key value` pairs.
-    static func leftoverState(_ run: RunDirectory) -> [(String, String)]? {
-        guard let text = SysFS.read(run.deviceState) else { return nil }
-        var fields: [(String, String)] = []
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ", maxSplits: 1)
-            if parts.count == 2 { fields.append((String(parts[0]), String(parts[1]))) }
-        }
-        return fields
-    }
-
-    /// The index of the nbd device a dead daemon of this resource left connected and in use.
-    static func staleKernelNBDInUse(run: RunDirectory, resource: String) -> Int? {
-        guard let fields = leftoverState(run), fields.contains(where: { $0 == ("method", "kernel-nbd") }),
-              let name = fields.first(where: { $0.0 == "kernel-name" })?.1, name.hasPrefix("nbd"),
-              let index = Int(name.dropFirst(3)), NBDKernelDriver.backend(index: index) == "repd:\(resource)",
-              !BlockDevices.users(of: name).isEmpty
-        else { return nil }
-        return index
-    }
-
-    static func undoLeftovers(run: RunDirectory, resource: String, logger: Logger?) -> [String] {
-        var done: [String] = []
-        if let fields = leftoverState(run) {
-            let value = { (key: String) in fields.first { $0.0 == key }?.1 }
-            let kernelName = value("kernel-name") ?? ""
-            for (key, link) in fields where key == "link" {
-                if DeviceLink.remove(link, ifPointingTo: DeviceLink.relativeTarget(from: link, toDevice: kernelName)) {
-                    done.append("removed the stale link \(link)")
-                }
-            }
-            ProcessSupport.removeDirectory("/dev/repd/by-res")
-            ProcessSupport.removeDirectory("/dev/repd")
-            let busy = kernelName.isEmpty ? [] : BlockDevices.users(of: kernelName)
-            /// What repd changed on a device it releases: the read-only flag, the discard limit.
-            let restore = {
-                try? BlockDevices.setReadOnly("/dev/\(kernelName)", false)
-                if let limit = value("discard-max-bytes").flatMap({ UInt64($0) }) { BlockDevices.setDiscardLimit(of: kernelName, bytes: limit) }
-            }
-            let inUse = "is still in use and stays until released: \(busy.map(\.description).joined(separator: "; "))"
-            if value("method") == "kernel-nbd", kernelName.hasPrefix("nbd"), let index = Int(kernelName.dropFirst(3)),
-               NBDKernelDriver.backend(index: index) == "repd:\(resource)" {
-                if busy.isEmpty {
-                    restore()
-                    if (try? NBDKernelDriver().disconnect(index: index)) != nil { done.append("disconnected the stale /dev/\(kernelName)") }
-                } else {
-                    done.append("/dev/\(kernelName) \(inUse)")
-                }
-            }
-            if value("method") == "nbdfuse-loop", kernelName.hasPrefix("loop"), let index = Int(kernelName.dropFirst(4)),
-               LoopDevice.backingFile(ofLoop: index).map({ $0.hasPrefix(run.fuseFile) }) == true {
-                if busy.isEmpty {
-                    restore()
-                    if (try? LoopDevice.clear(index: index)) != nil { done.append("detached the stale /dev/\(kernelName)") }
-                } else {
-                    done.append("/dev/\(kernelName) \(inUse)")
-                }
-            }
-            if let pidText = value("nbdfuse-pid"), let pid = Int32(pidText), ProcessSupport.isAlive(pid),
-               (SysFS.read("/proc/\(pid)/cmdline") ?? "").contains(run.fuseFile) {
-                ProcessSupport.terminate(pid)
-                done.append("stopped the stale nbdfuse (pid \(pid))")
-            }
-            ProcessSupport.removeFile(run.deviceState)
-        }
-        if MountEntry.current().contains(where: { $0.mountPoint == run.fuseMount }) {
-            _ = ProcessSupport.unmountLazily(run.fuseMount)
-            done.append("unmounted the stale FUSE mount \(run.fuseMount)")
-        }
-        for line in done { logger?.warning("after an unclean stop: \(line)") }
-        return done
-    }
-}
-
-/// For the CLI: `repd down` of a resource whose daemon died undoes what it left attached.
-public enum DeviceLeftovers {
-    /// Removes stale links, disconnects a stale nbd device nobody uses, stops a stale nbdfuse and
-    /// unmounts its FUSE mount. Returns a sentence per thing done (or left because it is in use).
-    public static func undo(runDirectory: String, resource: String) -> [String] {
-        DeviceAttachment.undoLeftovers(run: RunDirectory(path: runDirectory, resource: resource), resource: resource, logger: nil)
-    }
 }
 
 struct DeviceError: Error, CustomStringConvertible {
