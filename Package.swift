@@ -26,6 +26,7 @@ let package = Package(
     products: [
         .executable(name: "repd", targets: ["repd"]),
         .executable(name: "repd-sim", targets: ["repd-sim"]),
+        .executable(name: "repd-fuzz", targets: ["repd-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
@@ -51,6 +52,10 @@ let package = Package(
         .executableTarget(name: "repd-sim", dependencies: [
             "RepdSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // What hostile NBD clients and peers can send, fed to the decoders and the engine: a libFuzzer
+        // binary with `swift build --sanitize=fuzzer`, a seeded mutation fuzzer otherwise.
+        .executableTarget(name: "repd-fuzz", dependencies: ["NBDProtocol", "PeerProtocol", "RepdEngine", "RepdCore", nioCore],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .target(name: "RepdNet", dependencies: ["RepdCore", "NBDProtocol", "PeerProtocol", "ControlProtocol", "RepdSystem", nioCore, nioPosix, nioConcurrency, logging]),
         .target(name: "RepdDaemon", dependencies: [
             "RepdCore", "RepdConfig", "NBDProtocol", "PeerProtocol", "ControlProtocol", "RepdSystem", "RepdStorage", "RepdNet",
@@ -63,7 +68,7 @@ let package = Package(
         .systemLibrary(name: "CNBD", pkgConfig: "libnbd", providers: [.apt(["libnbd-dev"])]),
 
         .testTarget(name: "RepdCoreTests", dependencies: ["RepdCore"]),
-        .testTarget(name: "RepdConfigTests", dependencies: ["RepdConfig", "RepdCore"], resources: []),
+        .testTarget(name: "RepdConfigTests", dependencies: ["RepdConfig", "RepdCore", "RepdStorage"], resources: []),
         .testTarget(name: "ControlProtocolTests", dependencies: ["ControlProtocol", "RepdCore"]),
         .testTarget(name: "NBDProtocolTests", dependencies: ["NBDProtocol", "RepdCore", nioCore]),
         .testTarget(name: "PeerProtocolTests", dependencies: [

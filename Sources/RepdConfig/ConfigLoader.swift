@@ -7,9 +7,12 @@
 public struct ConfigLoader: Sendable {
     /// The directory holding `global_common.conf` and the `*.res` files.
     public var directory: String
+    /// How files are read (RepdStorage's `ConfigLoader(directory:)` gives the local file system).
+    public let files: any ConfigFileAccess
 
-    public init(directory: String) {
+    public init(directory: String, files: any ConfigFileAccess) {
         self.directory = directory
+        self.files = files
     }
 
     static let globalCommonFile = "global_common.conf"
@@ -20,14 +23,14 @@ public struct ConfigLoader: Sendable {
         return directory
     }
 
-    private func path(_ name: String) -> String { FileSystem.join(displayDirectory, name) }
+    private func path(_ name: String) -> String { ConfigPath.join(displayDirectory, name) }
 
     private var resourceFiles: [String] {
-        FileSystem.glob(FileSystem.join(FileSystem.escapeGlob(displayDirectory), "*.res")).sorted()
+        files.glob(ConfigPath.join(ConfigPath.escapeGlob(displayDirectory), "*.res")).sorted()
     }
 
     private func checkDirectory() throws(ConfigError) {
-        switch FileSystem.isDirectory(displayDirectory) {
+        switch files.isDirectory(displayDirectory) {
         case .success(true):
             return
         case .success(false):
@@ -42,10 +45,10 @@ public struct ConfigLoader: Sendable {
     /// includes) and returns the names of all resources, sorted, or all errors of all files.
     public func resourceNames() throws(ConfigError) -> [String] {
         try checkDirectory()
-        var reader = UnitReader()
+        var reader = UnitReader(files: files)
         var units: [ConfigUnit] = []
         let globalCommon = path(Self.globalCommonFile)
-        if FileSystem.exists(globalCommon) { units.append(reader.readUnit(path: globalCommon)) }
+        if files.exists(globalCommon) { units.append(reader.readUnit(path: globalCommon)) }
         for file in resourceFiles where !reader.hasRead(file) {
             units.append(reader.readUnit(path: file))
         }
@@ -69,16 +72,16 @@ public struct ConfigLoader: Sendable {
     /// that matter.
     public func resolve(resource name: String, node: String) throws(ConfigError) -> ResolvedResource {
         try checkDirectory()
-        var reader = UnitReader()
+        var reader = UnitReader(files: files)
         var relevant: [ConfigUnit] = []
         let globalCommon = path(Self.globalCommonFile)
-        if FileSystem.exists(globalCommon) { relevant.append(reader.readUnit(path: globalCommon)) }
+        if files.exists(globalCommon) { relevant.append(reader.readUnit(path: globalCommon)) }
         var found = relevant.contains { $0.defines(name) }
         var others: [ConfigUnit] = []
         // `NAME.res` first (never a path: a name with a slash cannot name a file here).
         let own = name.contains("/") || name.isEmpty ? nil : path(name + ".res")
         let candidates = (own.map { [$0] } ?? []) + resourceFiles.filter { $0 != own }
-        for file in candidates where !found && FileSystem.exists(file) && !reader.hasRead(file) {
+        for file in candidates where !found && files.exists(file) && !reader.hasRead(file) {
             let unit = reader.readUnit(path: file)
             if unit.defines(name) {
                 relevant.append(unit)
@@ -109,8 +112,8 @@ public struct ConfigLoader: Sendable {
 
     /// Parses a single file's text (for tests): all diagnostics, in order. `include`s are looked
     /// up relative to the directory part of `file`.
-    public static func diagnostics(parsing text: String, file: String) -> [ConfigDiagnostic] {
-        var reader = UnitReader()
+    public static func diagnostics(parsing text: String, file: String, files: any ConfigFileAccess) -> [ConfigDiagnostic] {
+        var reader = UnitReader(files: files)
         let unit = reader.readUnit(text: text, file: file)
         let (validation, _) = Validator.validate(unit.documents)
         return (unit.diagnostics + validation).sortedForReport(fileOrder: reader.fileOrder)

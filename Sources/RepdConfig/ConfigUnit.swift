@@ -15,20 +15,25 @@ struct ConfigUnit: Sendable {
 /// file reached twice (by two includes, or by an include and the directory scan) is read once.
 struct UnitReader {
     static let maxIncludeDepth = 10
+    let files: any ConfigFileAccess
+
+    init(files: any ConfigFileAccess) {
+        self.files = files
+    }
 
     private var visited = Set<String>()
     /// Every file read, in order, for sorting diagnostics.
     private(set) var fileOrder: [String] = []
 
     func hasRead(_ path: String) -> Bool {
-        visited.contains(FileSystem.canonicalPath(path))
+        visited.contains(files.canonicalPath(path))
     }
 
     /// Reads `path` and its includes. An unreadable file is a diagnostic of the unit.
     mutating func readUnit(path: String) -> ConfigUnit {
         var unit = ConfigUnit()
-        visited.insert(FileSystem.canonicalPath(path))
-        switch FileSystem.read(path) {
+        visited.insert(files.canonicalPath(path))
+        switch files.readText(path) {
         case .success(let text):
             parse(text, file: path, depth: 0, into: &unit)
         case .failure(let failure):
@@ -42,7 +47,7 @@ struct UnitReader {
     /// the directory part of `file`.
     mutating func readUnit(text: String, file: String) -> ConfigUnit {
         var unit = ConfigUnit()
-        visited.insert(FileSystem.canonicalPath(file))
+        visited.insert(files.canonicalPath(file))
         parse(text, file: file, depth: 0, into: &unit)
         return unit
     }
@@ -65,21 +70,21 @@ struct UnitReader {
                 message: "includes are nested more than \(Self.maxIncludeDepth) levels deep"))
             return
         }
-        let directory = FileSystem.directoryName(of: file)
+        let directory = ConfigPath.directoryName(of: file)
         let pattern = include.pattern.hasPrefix("/")
-            ? include.pattern : FileSystem.join(FileSystem.escapeGlob(directory), include.pattern)
-        let matches = FileSystem.glob(pattern)
-        if matches.isEmpty && !FileSystem.hasGlobMetacharacters(include.pattern) {
-            let path = FileSystem.join(directory, include.pattern)
+            ? include.pattern : ConfigPath.join(ConfigPath.escapeGlob(directory), include.pattern)
+        let matches = files.glob(pattern)
+        if matches.isEmpty && !ConfigPath.hasGlobMetacharacters(include.pattern) {
+            let path = ConfigPath.join(directory, include.pattern)
             unit.diagnostics.append(ConfigDiagnostic(
                 location: include.location,
                 message: "cannot include '\(include.pattern)': no such file" + (path == include.pattern ? "" : " (looked for \(path))")))
             return
         }
         for path in matches {
-            let canonical = FileSystem.canonicalPath(path)
+            let canonical = files.canonicalPath(path)
             guard visited.insert(canonical).inserted else { continue }
-            switch FileSystem.read(path) {
+            switch files.readText(path) {
             case .success(let text):
                 parse(text, file: path, depth: depth, into: &unit)
             case .failure(let failure):

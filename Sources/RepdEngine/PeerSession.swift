@@ -371,6 +371,12 @@ extension Engine {
         counters.receivedBytes += UInt64(write.kind == .data ? write.length : 0)
         if origin == .resync { session?.resync?.movedBytes += UInt64(write.length) }
         var segments = [range]
+        if case .pull = origin, session?.peerBitmapDone == true {
+            // Blocks the resync brought already, or that were in sync all along (the application
+            // may have written them since), are not overwritten with this older copy. (Until the
+            // source's bitmap is merged every block is pulled before it is written.)
+            segments = outOfSyncSegments(range)
+        }
         if origin == .write, session?.verify?.source == true { session!.verify!.peerWrote(range) }
         if origin == .write { crossResyncTransfers(range) }
         if origin == .write {

@@ -15,6 +15,8 @@ struct Pull: Sendable {
     /// Requests not answered yet, and whether one failed.
     var remaining: Int
     var failed = false
+    /// Requests for overlapping blocks that came while this pull was out: they look again once it is in.
+    var deferred: [PullWaiter] = []
 }
 
 /// A SyncTarget's pulls in flight.
@@ -37,6 +39,20 @@ public struct PullTable: Sendable {
 /// synced once the target has them durably, so the resync never sends them again (an application
 /// write on the target, mirrored to the source, cannot be overtaken by older resync data).
 extension Engine {
+    /// The parts of `range` whose blocks are marked out of sync here.
+    func outOfSyncSegments(_ range: Range<UInt64>) -> [Range<UInt64>] {
+        var segments: [Range<UInt64>] = []
+        let first = Int(range.lowerBound / Geometry.blockSize)
+        let end = Int((range.upperBound + Geometry.blockSize - 1) / Geometry.blockSize)
+        var block = first
+        while block < end, let next = metadata.bitmap.nextOutOfSync(fromBlock: block), next < end {
+            let stop = min(end, metadata.bitmap.nextInSync(fromBlock: next))
+            segments.append(max(range.lowerBound, UInt64(next) * Geometry.blockSize)..<min(range.upperBound, UInt64(stop) * Geometry.blockSize))
+            block = stop
+        }
+        return segments
+    }
+
     /// The largest range one `dataRequest` asks for.
     static let maximumPull: UInt64 = 8 << 20
 
@@ -56,6 +72,12 @@ extension Engine {
         let end = min(configuration.usableSize, range.upperBound + (Geometry.blockSize - range.upperBound % Geometry.blockSize) % Geometry.blockSize)
         guard session != nil else {
             return failPullWaiter(waiter, "the peer is not connected and this disk is Inconsistent")
+        }
+        if let (earlier, _) = pulls.pulls.first(where: { $0.value.range.overlaps(start..<end) }) {
+            // Pulls of the same blocks never overlap: a later copy could land after an application
+            // write that the earlier one let through. This request looks again once that one is in.
+            pulls.pulls[earlier]!.deferred.append(waiter)
+            return
         }
         // One request per chunk (a reply must fit one frame); the waiter goes on when all are in.
         let id = pulls.takeID()
@@ -109,6 +131,17 @@ extension Engine {
                 startAdmittedWrite(write)
             }
         }
+        for waiter in pull.deferred { retryAfterPull(waiter) }
+    }
+
+    /// A request that waited for an overlapping pull: pull what is still missing, or go on.
+    mutating func retryAfterPull(_ waiter: PullWaiter) {
+        switch waiter {
+        case .read(let client, let kind, let range):
+            if needsPull(range) { pull(range, waiter: waiter) } else { readFromDisk(client, kind: kind, range: range) }
+        case .write(let write):
+            if needsPull(write.write.range) { pull(write.write.range, waiter: waiter) } else { startAdmittedWrite(write) }
+        }
     }
 
     mutating func failPulls(_ reason: String) {
@@ -116,7 +149,7 @@ extension Engine {
         pulls.pulls.removeAll()
         pulls.requests.removeAll()
         for (_, pull) in waiting {
-            for waiter in pull.waiters { failPullWaiter(waiter, reason) }
+            for waiter in pull.waiters + pull.deferred { failPullWaiter(waiter, reason) }
         }
     }
 

@@ -200,7 +200,7 @@ extension Simulation {
             if let watched = watchBlock, write.segments.contains(where: { SimulatedDisk.blocks($0).contains(watched) }) {
                 var probe = SimulatedDisk(blockCount: scenario.blockCount)
                 probe.apply(write)
-                note("watch: \(node) writes block \(watched): \(ledger.describe(probe.current(watched)))\(write.fua ? " (FUA)" : "")\(nodes[node.rawValue].disk.fails(write.range) ? " (fails)" : "")")
+                note("watch: \(node) writes block \(watched): \(ledger.describe(probe.current(watched)))\(write.fua ? " (FUA)" : "") [\(write.kind) \(write.range.lowerBound / 4096)+\(write.range.count / 4096)]\(nodes[node.rawValue].disk.fails(write.range) ? " (fails)" : "")")
             }
             if nodes[node.rawValue].disk.fails(write.range) {
                 if let payload = write.payload { ledger.fragile(tags: SimulatedDisk.tags(of: payload, blocks: SimulatedDisk.blocks(write.range).count)) }

@@ -5,9 +5,6 @@ import RepdCore
 import RepdDaemon
 import RepdStorage
 import RepdSystem
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The resources with a live daemon in the run directory, by name.
 func resourcesUp(_ common: CommonOptions) -> [String] {
@@ -79,7 +76,7 @@ struct OverviewVerb: AsyncParsableCommand {
 
     func run() async throws {
         try await Repd.guarded {
-            let terminal = isatty(1) == 1
+            let terminal = Terminal.isTerminal
             guard watch && terminal else {
                 let statuses = try collectStatuses(resources, common: common)
                 if statuses.isEmpty {
@@ -90,14 +87,7 @@ struct OverviewVerb: AsyncParsableCommand {
                 return
             }
             guard interval > 0 else { throw CLIError(.failed, "--watch needs a positive number of seconds") }
-            signal(SIGINT) { _ in
-                _ = write(1, "\u{1B}[?25h\n", 7)
-                _exit(0)
-            }
-            signal(SIGTERM) { _ in
-                _ = write(1, "\u{1B}[?25h\n", 7)
-                _exit(0)
-            }
+            Terminal.restoreCursorAndExitOnInterrupt()
             print("\u{1B}[?25l", terminator: "")
             while true {
                 let statuses = (try? collectStatuses(resources, common: common, skipDown: true)) ?? []
@@ -109,17 +99,13 @@ struct OverviewVerb: AsyncParsableCommand {
                     frame += Overview.lines(statuses, width: terminalWidth()).joined(separator: "\n") + "\n"
                 }
                 print(frame, terminator: "")
-                fflush(nil)
+                Terminal.flush()
                 try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
             }
         }
     }
 
-    private func terminalWidth() -> Int {
-        var size = winsize()
-        if ioctl(1, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
-        return 80
-    }
+    private func terminalWidth() -> Int { Terminal.columns() }
 }
 
 struct Events: AsyncParsableCommand {

@@ -1,3 +1,4 @@
+import RepdStorage
 import Foundation
 import RepdConfig
 import XCTest
