@@ -25,7 +25,9 @@ enum ResolvedAction {
     case action(Action)
     case complete(EventLoopPromise<NBDOutcome>, ClientResult)
     case reply(CheckedContinuation<(ok: Bool, message: String), Never>, Bool, String)
-    case send(PeerConnection, PeerMessage, reportSent: UInt64?)
+    /// Queued on the connection under the lock (so the engine's order is the wire's); `sent`
+    /// completes once it is written.
+    case send(PeerConnection, sent: EventLoopFuture<Void>, reportSent: UInt64?)
     case close(PeerConnection, reason: String)
     case standAlone(PeerConnection?, reason: String)
 }
@@ -65,7 +67,9 @@ extension Resource {
             case .reply(let id, let ok, let message):
                 if let continuation = s.commands.removeValue(forKey: id) { resolved.append(.reply(continuation, ok, message)) }
             case .send(let id, let message, let reportSent):
-                if let connection = s.connections[id] { resolved.append(.send(connection, message, reportSent: reportSent)) }
+                if let connection = s.connections[id] {
+                    resolved.append(.send(connection, sent: connection.enqueue(message), reportSent: reportSent))
+                }
             case .dropConnection(let id, let reason):
                 if let connection = s.connections[id] { resolved.append(.close(connection, reason: reason)) }
             case .goStandAlone(let reason):
@@ -86,8 +90,8 @@ extension Resource {
                 complete(promise, result)
             case .reply(let continuation, let ok, let message):
                 continuation.resume(returning: (ok, message))
-            case .send(let connection, let message, let reportSent):
-                let sent = connection.send(message)
+            case .send(let connection, let sent, let reportSent):
+                connection.drain()
                 lastSent[connection.id] = sent
                 if let sequence = reportSent {
                     let id = connection.id
@@ -115,7 +119,7 @@ extension Resource {
         if let sent {
             sent.whenComplete { _ in body() }
         } else {
-            connection.channel.eventLoop.execute(body)
+            connection.afterQueued(body)
         }
     }
 

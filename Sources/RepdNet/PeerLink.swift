@@ -63,6 +63,8 @@ public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
     public let outbound: Bool
     /// A flush is queued on the event loop: messages written meanwhile go out with it.
     private let flushPending: NIOLoopBoundBox<Bool>
+    /// Messages queued and not yet handed to the channel, in the order `enqueue` was called.
+    private let outbox = NIOLockedValueBox<[(PeerMessage, EventLoopPromise<Void>)]>([])
 
     init(channel: any Channel, id: Int, outbound: Bool) {
         self.channel = channel
@@ -71,19 +73,47 @@ public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
         self.flushPending = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
     }
 
-    /// Queues a message; messages are sent in the order of the calls. Messages queued in the same
-    /// turn of the event loop share one flush (one system call), so a burst of writes, acks and
-    /// resync data costs far fewer syscalls than messages.
+    /// Queues a message; messages go out in the order of the `enqueue` calls, whatever thread makes
+    /// them, once `drain()` runs (a caller that holds a lock while enqueueing fixes the order under
+    /// that lock). Writing directly from the event loop while other threads hop onto it would let
+    /// a later message overtake an earlier one: the dual-primary conflict rule depends on a write
+    /// never being overtaken by the acknowledgement that follows it (Docs/DualPrimary.md).
     @discardableResult
-    public func send(_ message: PeerMessage) -> EventLoopFuture<Void> {
-        let loop = channel.eventLoop
-        if loop.inEventLoop { return sendOnLoop(message) }
-        return loop.flatSubmit { self.sendOnLoop(message) }
+    public func enqueue(_ message: PeerMessage) -> EventLoopFuture<Void> {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        outbox.withLockedValue { $0.append((message, promise)) }
+        return promise.futureResult
     }
 
-    private func sendOnLoop(_ message: PeerMessage) -> EventLoopFuture<Void> {
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        channel.write(message, promise: promise)
+    /// Hands every queued message to the channel, in order (on the event loop; from another thread
+    /// it hops there).
+    public func drain() {
+        let loop = channel.eventLoop
+        if loop.inEventLoop {
+            drainOnLoop()
+        } else {
+            loop.execute { self.drainOnLoop() }
+        }
+    }
+
+    /// Queues a message and drains: messages are sent in the order of the calls.
+    @discardableResult
+    public func send(_ message: PeerMessage) -> EventLoopFuture<Void> {
+        let sent = enqueue(message)
+        drain()
+        return sent
+    }
+
+    /// Messages handed over in the same turn of the event loop share one flush (one system call),
+    /// so a burst of writes, acks and resync data costs far fewer syscalls than messages.
+    private func drainOnLoop() {
+        let messages = outbox.withLockedValue { queued -> [(PeerMessage, EventLoopPromise<Void>)] in
+            var taken: [(PeerMessage, EventLoopPromise<Void>)] = []
+            swap(&taken, &queued)
+            return taken
+        }
+        guard !messages.isEmpty else { return }
+        for (message, promise) in messages { channel.write(message, promise: promise) }
         if !flushPending.value {
             flushPending.value = true
             channel.eventLoop.execute {
@@ -91,7 +121,15 @@ public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
                 self.channel.flush()
             }
         }
-        return promise.futureResult
+    }
+
+    /// Runs `body` on the event loop once every message queued so far is written out.
+    public func afterQueued(_ body: @escaping @Sendable () -> Void) {
+        channel.eventLoop.execute {
+            self.drainOnLoop()
+            self.channel.flush()
+            body()
+        }
     }
 
     public func close() {
