@@ -493,6 +493,51 @@ trap '_SIGNAL=TERM; exit 143' TERM
 trap '_SIGNAL=HUP; exit 129' HUP
 
 # --------------------------------------------------------------------------
+# A disk that fails for real: nbdkit (file plugin behind its error and pause
+# filters) -> nbdfuse -> /dev/loopN.  The kernel's I/O path sees EIO or a
+# request that does not come back, as from a dying disk.
+#
+#   faulty_disk NAME SIZE     sets FAULTY_DEV[NAME] (/dev/loopN) and
+#                             FAULTY_RAW[NAME] (the file under it)
+#   disk_fail NAME / disk_heal NAME       every request fails with EIO / none
+#   disk_pause NAME / disk_resume NAME    requests hang / go on
+#
+# Everything is registered for cleanup (the loop device, the FUSE mount,
+# nbdkit, paused or not).
+declare -A FAULTY_DEV=() FAULTY_RAW=()
+faulty_disk() {
+    local name=$1 size=$2 base
+    require_tool nbdkit nbdfuse losetup fusermount3 socat
+    base="$T/faulty-$name"
+    mkdir -p "$base.mnt"
+    truncate -s "$size" "$base.raw"
+    nbdkit -f --unix "$base.sock" --filter=pause --filter=error file "$base.raw" \
+        error-rate=100% error-file="$base.fail" pause-control="$base.pause" \
+        >"$base.nbdkit.log" 2>&1 </dev/null 8>&- 9>&- &
+    add_bg_pid "$!"
+    wait_for "nbdkit for $name" 100 0.1 nbdinfo --size "nbd+unix:///?socket=$base.sock" ||
+        { show_file "$base.nbdkit.log" >&2; fail "nbdkit for the faulty disk $name did not come up"; }
+    nbdfuse -P "$base.nbdfuse.pid" "$base.mnt/disk" "nbd+unix:///?socket=$base.sock" \
+        >"$base.nbdfuse.log" 2>&1 </dev/null 8>&- 9>&- &
+    add_fuse "$base.mnt" "$!"
+    wait_for "nbdfuse for $name" 150 0.1 test -f "$base.mnt/disk" ||
+        { show_file "$base.nbdfuse.log" >&2; fail "nbdfuse for the faulty disk $name did not come up"; }
+    FAULTY_DEV[$name]=$(losetup -f --show "$base.mnt/disk" 2>"$base.losetup.err") ||
+        { show_file "$base.losetup.err" >&2; fail "losetup on the faulty disk $name failed"; }
+    add_loop "${FAULTY_DEV[$name]}"
+    FAULTY_RAW[$name]="$base.raw"
+}
+disk_fail() { touch "$T/faulty-$1.fail"; }
+disk_heal() { rm -f "$T/faulty-$1.fail"; }
+_pause_ctl() {  # NAME CHAR EXPECTED
+    local answer
+    answer=$(printf '%s' "$2" | timeout 30 socat -t 30 - "UNIX-CONNECT:$T/faulty-$1.pause" 2>&1 | head -c 1) || true
+    [ "$answer" = "$3" ] || fail "the pause filter of $1 answered '$answer' to '$2' (expected '$3')"
+}
+disk_pause() { _pause_ctl "$1" p P; }
+disk_resume() { _pause_ctl "$1" r R; }
+
+# --------------------------------------------------------------------------
 # Helpers for the export
 
 # Evaluate a Python expression over a JSON file (bound to `j`); prints the
@@ -766,8 +811,8 @@ write_two_node_res() {
     cat >"$file" <<EOF
 resource $res {
   net { $net }$more
-  on alpha { device ${TWO_NODE_ALPHA_DEVICE:-none}; disk $dir/alpha.img; address ${TWO_NODE_ALPHA_ADDR:-127.0.0.1}:$port; meta-disk $dir/alpha.md; }
-  on beta  { device ${TWO_NODE_BETA_DEVICE:-none}; disk $dir/beta.img;  address ${TWO_NODE_BETA_ADDR:-127.0.0.2}:$port; meta-disk $dir/beta.md; }
+  on alpha { device ${TWO_NODE_ALPHA_DEVICE:-none}; disk ${TWO_NODE_ALPHA_DISK:-$dir/alpha.img}; address ${TWO_NODE_ALPHA_ADDR:-127.0.0.1}:$port; meta-disk $dir/alpha.md; }
+  on beta  { device ${TWO_NODE_BETA_DEVICE:-none}; disk ${TWO_NODE_BETA_DISK:-$dir/beta.img};  address ${TWO_NODE_BETA_ADDR:-127.0.0.2}:$port; meta-disk $dir/beta.md; }
 }
 EOF
 }

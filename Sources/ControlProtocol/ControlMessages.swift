@@ -15,6 +15,9 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         case newCurrentUUID = "new-current-uuid"
         case connect
         case disconnect
+        case detach
+        case attach
+        case resumeIO = "resume-io"
     }
 
     public var command: Command

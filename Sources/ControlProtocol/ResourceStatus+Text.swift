@@ -17,7 +17,11 @@ extension ResourceStatus {
         var head = name
         if verbose { head += " node-id:\(nodeID)" }
         head += " role:\(role)"
-        if verbose || suspended { head += " suspended:\(suspended ? "yes" : "no")" }
+        if let reasons = suspendedReasons, !reasons.isEmpty {
+            head += " suspended:" + reasons.joined(separator: ",")
+        } else if verbose || suspended {
+            head += " suspended:\(suspended ? "yes" : "no")"
+        }
         lines.append(head)
         if verbose && statistics { lines.append("    write-ordering:\(writeOrdering)") }
 
@@ -57,6 +61,9 @@ extension ResourceStatus.Device {
         if diskState == "Diskless" { fields.append("client:\(yesNo(client))") }
         if verbose || !quorum { fields.append("quorum:\(yesNo(quorum))") }
         var lines = ["  " + fields.joined(separator: " ")]
+        if let diskFailure {
+            lines.append("      # \(diskFailure); `repd attach \(resource)` takes the disk (or a new one made with create-md) back")
+        }
         if let blockDevice { lines.append("      # \(blockDevice.summary)") }
         if statistics {
             var counters: [String] = []

@@ -16,6 +16,9 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
     public var pid: Int32
     /// repd: a sentence for the operator when something needs attention (e.g. running alone).
     public var message: String?
+    /// repd: why application I/O is suspended (`no-data`, `user`, `fencing`), as DRBD 9's status
+    /// shows after `suspended:`; nil or empty when it is not.
+    public var suspendedReasons: [String]?
 
     enum CodingKeys: String, CodingKey {
         case name
@@ -29,6 +32,7 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
         case node = "repd-node"
         case pid = "repd-pid"
         case message = "repd-message"
+        case suspendedReasons = "repd-suspended"
     }
 
     public struct Device: Codable, Sendable, Equatable {
@@ -66,6 +70,9 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
         /// repd: the block device `repd up` attached for the resource's `device` path; nil with
         /// `device none;` (export only).
         public var blockDevice: BlockDevice?
+        /// repd: why the node is Diskless, when its disk failed or was detached
+        /// (`I/O error at 1048576 (write) at 2026-12-07T10:00:00Z: ...`).
+        public var diskFailure: String?
 
         enum CodingKeys: String, CodingKey {
             case volume, minor, client, quorum, size, read, written, blocked
@@ -83,6 +90,7 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
             case lastVerifyOutOfSyncKiB = "repd-last-verify-out-of-sync-kib"
             case lastVerifyFinishedAt = "repd-last-verify-finished-at"
             case blockDevice = "repd-device"
+            case diskFailure = "repd-disk-failure"
         }
 
         public init(minor: Int, diskState: String, size: UInt64, read: UInt64, written: UInt64, alWrites: UInt64, bmWrites: UInt64,
@@ -302,11 +310,12 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
     }
 
     public init(name: String, nodeID: Int, role: String, devices: [Device], connections: [Connection], nbdURI: String,
-                node: String, pid: Int32, message: String?) {
+                node: String, pid: Int32, message: String?, suspendedReasons: [String]? = nil) {
         self.name = name
         self.nodeID = nodeID
         self.role = role
-        self.suspended = false
+        self.suspended = !(suspendedReasons ?? []).isEmpty
+        self.suspendedReasons = suspendedReasons
         self.writeOrdering = "flush"
         self.devices = devices
         self.connections = connections

@@ -59,8 +59,11 @@ public struct PeerStateReport: Sendable, Hashable {
         public static let consistent = Flags(rawValue: 4)
         /// The sender's disk was UpToDate when it last had a connection.
         public static let wasUpToDate = Flags(rawValue: 8)
+        /// The sender answers the peer's attach (a report with disk Negotiating): both sides decide
+        /// the resync from this pair of reports.
+        public static let negotiationReply = Flags(rawValue: 16)
         /// Every flag version 1 defines; other bits are malformed.
-        public static let known: Flags = [.crashedPrimary, .discardMyData, .consistent, .wasUpToDate]
+        public static let known: Flags = [.crashedPrimary, .discardMyData, .consistent, .wasUpToDate, .negotiationReply]
     }
 
     public init(

@@ -17,8 +17,14 @@ public struct DiskOptions: Sendable, Hashable {
     public var cMinRateBytesPerSecond = 250 * 1024
     /// Use only this much of the backing device; `nil` (or `size 0`) uses all of it.
     public var sizeBytes: UInt64? = nil
-    /// `pass_on`, `call-local-io-error` or `detach`.
-    public var onIOError = "pass_on"
+    /// `pass_on`, `call-local-io-error` or `detach` (DRBD's default and recommendation: a failing
+    /// disk is dropped and the node serves through its peer).
+    public var onIOError = "detach"
+    /// `disk-timeout`: a backing-disk request older than this fails the disk (0: never).
+    public var diskTimeoutDeciseconds = 0
+    /// `on-no-data-accessible` (in `options`): `io-error`, or `suspend-io` to hold requests that no
+    /// disk can serve until data is reachable again or `repd resume-io`.
+    public var onNoDataAccessible = "io-error"
     /// `dont-care`, `resource-only` or `resource-and-stonith`.
     public var fencing = "dont-care"
 

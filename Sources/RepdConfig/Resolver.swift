@@ -208,6 +208,8 @@ enum Resolver {
         if let sectors = disk.int("size"), sectors > 0 { options.sizeBytes = UInt64(sectors) * 512 }
         if let value = disk.choice("on-io-error") { options.onIOError = value }
         if let value = disk.choice("fencing") { options.fencing = value }
+        if let value = disk.int("disk-timeout") { options.diskTimeoutDeciseconds = value }
+        if let value = Reader(merged: merged, kind: .options).choice("on-no-data-accessible") { options.onNoDataAccessible = value }
         return options
     }
 

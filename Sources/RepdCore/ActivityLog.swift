@@ -205,6 +205,12 @@ public struct ActivityLog: Sendable {
         public var lastTransactionNumber: UInt64
         /// Blocks that failed to decode (torn or damaged); they are left out.
         public var damagedBlocks: Int
+
+        public init(slots: [UInt32], lastTransactionNumber: UInt64, damagedBlocks: Int) {
+            self.slots = slots
+            self.lastTransactionNumber = lastTransactionNumber
+            self.damagedBlocks = damagedBlocks
+        }
     }
 
     /// Replays ring blocks (nil = never written). `slotCount` bounds the table; slot indices beyond

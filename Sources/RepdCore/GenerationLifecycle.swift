@@ -17,6 +17,14 @@ extension GenerationIdentifiers {
     /// The current identifier with the role bit masked, as every comparison uses it.
     public var currentIgnoringRole: UInt64 { current & ~1 }
 
+    /// Whether these identifiers hold the data of generation `generation` or data grown from it:
+    /// it is the current generation, the bitmap generation, or in the history (role bits ignored).
+    public func includes(_ generation: UInt64) -> Bool {
+        let wanted = generation & ~1
+        guard wanted != 0 else { return true }
+        return currentIgnoringRole == wanted || bitmap & ~1 == wanted || history.contains { $0 & ~1 == wanted }
+    }
+
     /// The bitmap identifier with the role bit masked.
     public var bitmapIgnoringRole: UInt64 { bitmap & ~1 }
 

@@ -23,6 +23,9 @@ public struct MetadataFlags: OptionSet, Sendable, Hashable, Codable {
     public static let activityLogClean = MetadataFlags(rawValue: 1 << 6)
     /// The node was connected to its peer. DRBD `MDF_CONNECTED_IND`.
     public static let connectedIndicator = MetadataFlags(rawValue: 1 << 7)
+    /// The disk was detached after an I/O error or a disk-timeout (repd; DRBD keeps this in memory
+    /// only): the node does not use it again until the operator runs `repd attach`.
+    public static let diskFailed = MetadataFlags(rawValue: 1 << 8)
 
     /// Every flag with its `dump-md` name, in bit order.
     public static let known: [(flag: MetadataFlags, name: String)] = [
@@ -34,6 +37,7 @@ public struct MetadataFlags: OptionSet, Sendable, Hashable, Codable {
         (.fullSyncNeeded, "full-sync-needed"),
         (.activityLogClean, "activity-log-clean"),
         (.connectedIndicator, "connected-indicator"),
+        (.diskFailed, "disk-failed"),
     ]
 
     /// Names of the set flags in bit order, e.g. `["consistent", "primary-indicator"]`.

@@ -12,6 +12,10 @@ public struct NodeState: Sendable, Hashable {
     public var peerDisk: DiskState = .unknown
     /// Whether the resource allows both nodes to be Primary at once.
     public var allowTwoPrimaries = false
+    /// No disk here, and the disk this node had (failed or detached) holds data the connected
+    /// peer does not have: the peer's data is older than this node's last, so it does not serve
+    /// this node's applications (until the disk is attached, or `primary --force` accepts it).
+    public var detachedDataAhead = false
 
     public init() {}
 
@@ -20,7 +24,11 @@ public struct NodeState: Sendable, Hashable {
         case promote(force: Bool)
         case demote
         case attach(DiskState)
+        /// The operator detaches the disk (`repd detach`): refused where it would leave a Primary
+        /// without data.
         case detach
+        /// The disk failed (I/O error, disk-timeout): it goes, whatever the role.
+        case fail
         case connection(ConnectionState)
         case peer(role: Role, disk: DiskState)
     }
@@ -41,6 +49,8 @@ public struct NodeState: Sendable, Hashable {
         case peerIsPrimary
         case noDisk
         case stillPrimary
+        case primaryWithoutPeerData
+        case detachedDataAhead
 
         public var description: String {
             switch self {
@@ -50,9 +60,16 @@ public struct NodeState: Sendable, Hashable {
             case .peerIsPrimary:
                 return "refusing to become Primary: the peer is Primary and allow-two-primaries is not set in the net section"
             case .noDisk:
-                return "refusing to become Primary: no local disk is attached"
+                return "refusing to become Primary: no local disk is attached, and the peer is not a connected UpToDate disk "
+                    + "to read and write through"
             case .stillPrimary:
                 return "the resource is Primary; make it Secondary first"
+            case .detachedDataAhead:
+                return "refusing to become Primary: this node's detached disk holds newer data than the peer; attach it "
+                    + "(`repd attach`) to resync, or use --force to go on with the peer's older data"
+            case .primaryWithoutPeerData:
+                return "refusing to detach: this node is Primary and its peer is not a connected UpToDate disk, "
+                    + "so its applications would lose their data (make it Secondary first, or connect the peer)"
             }
         }
     }
@@ -64,13 +81,20 @@ public struct NodeState: Sendable, Hashable {
         switch change {
         case .promote(let force):
             if role == .primary { return [] }
-            guard disk != .diskless else { throw .noDisk }
             if peerRole == .primary && connection == .connected && !allowTwoPrimaries {
                 throw .peerIsPrimary
             }
             switch disk {
             case .upToDate:
                 break
+            case _ where !hasDisk:
+                // A Diskless Primary reads and writes through its UpToDate peer, unless this
+                // node's own (detached) disk holds newer data: that takes --force.
+                guard connection == .connected && peerDisk == .upToDate else { throw .noDisk }
+                if detachedDataAhead {
+                    guard force else { throw .detachedDataAhead }
+                    next.detachedDataAhead = false
+                }
             case .inconsistent where connection == .connected && peerDisk == .upToDate:
                 // A SyncTarget may serve applications: what it lacks is read from its UpToDate peer.
                 break
@@ -84,7 +108,8 @@ public struct NodeState: Sendable, Hashable {
                 effects.append(.forcedUpToDate)
             }
             next.role = .primary
-            if connection != .connected || effects.contains(.forcedUpToDate) {
+            if next.hasDisk && (connection != .connected || !peerHasDisk || effects.contains(.forcedUpToDate)) {
+                // The peer's copy no longer follows this data (not connected, or no disk there).
                 effects.append(.newCurrentGeneration)
             }
             effects.append(.writeMetadata)
@@ -95,7 +120,9 @@ public struct NodeState: Sendable, Hashable {
         case .attach(let state):
             next.disk = state
         case .detach:
-            guard role != .primary else { throw .stillPrimary }
+            if role == .primary && !(connection == .connected && peerDisk == .upToDate) { throw .primaryWithoutPeerData }
+            next.disk = .diskless
+        case .fail:
             next.disk = .diskless
         case .connection(let state):
             next.connection = state
@@ -116,7 +143,7 @@ public struct NodeState: Sendable, Hashable {
 
     /// Whether this node accepts writes from its NBD clients.
     public var acceptsWrites: Bool {
-        role == .primary && (disk == .upToDate || readsThroughPeer)
+        role == .primary && (disk == .upToDate || readsThroughPeer || servedByPeer)
     }
 
     /// An Inconsistent disk with a connected UpToDate peer: blocks not resynced yet come from the peer.
@@ -124,6 +151,17 @@ public struct NodeState: Sendable, Hashable {
         disk == .inconsistent && connection == .connected && peerDisk == .upToDate
     }
 
-    /// Whether this node can serve reads from its local disk.
-    public var servesReads: Bool { (disk >= .outdated && disk != .unknown) || readsThroughPeer }
+    /// Whether this node can serve reads (from its disk, or through its peer).
+    public var servesReads: Bool { (disk >= .outdated && disk != .unknown) || readsThroughPeer || servedByPeer }
+
+    /// A local disk takes part in I/O (Diskless, Failed, Attaching and Negotiating do not).
+    public var hasDisk: Bool { disk >= .inconsistent && disk != .unknown }
+
+    /// The peer's disk takes writes (it is not Diskless, Failed or still negotiating an attach).
+    public var peerHasDisk: Bool { peerDisk >= .inconsistent && peerDisk != .unknown }
+
+    /// No local disk, and a connected UpToDate peer: every read and write goes to the peer.
+    public var servedByPeer: Bool {
+        !hasDisk && connection == .connected && peerDisk == .upToDate && !detachedDataAhead
+    }
 }

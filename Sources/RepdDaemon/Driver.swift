@@ -13,6 +13,11 @@ import RepdSystem
 /// What the driver keeps next to the engine, under the same lock: who waits for which answer.
 struct DriverState {
     var engine: Engine
+    /// The disk the engine's I/O goes to; nil while Diskless.
+    var backing: BackingDisk?
+    /// The disk the engine let go of last, while requests issued to it are still out (an attach
+    /// waits for them: a late write of the old disk must not land after the new disk's resync).
+    weak var retired: BackingDisk?
     var promises: [ClientRequestID: EventLoopPromise<NBDOutcome>] = [:]
     var commands: [CommandID: CheckedContinuation<(ok: Bool, message: String), Never>] = [:]
     var connections: [ConnectionID: PeerConnection] = [:]
@@ -23,6 +28,10 @@ struct DriverState {
 /// An action with what the lock had to look up for it.
 enum ResolvedAction {
     case action(Action)
+    /// Local I/O, with the disk it was issued for.
+    case io(Action, BackingDisk)
+    /// The engine let go of this disk.
+    case detached(BackingDisk?, DiskFailure?, farewell: MetadataWrite)
     case complete(EventLoopPromise<NBDOutcome>, ClientResult)
     case reply(CheckedContinuation<(ok: Bool, message: String), Never>, Bool, String)
     /// Queued on the connection under the lock (so the engine's order is the wire's); `sent`
@@ -38,10 +47,13 @@ enum ResolvedAction {
 /// events; completions found while carrying out actions are fed in the same loop, not recursively.
 extension Resource {
     /// Feeds an event (and those its actions produce inline) to the engine.
-    func feed(_ first: Event, registering promise: (ClientRequestID, EventLoopPromise<NBDOutcome>)? = nil) {
+    /// - Parameter disk: with `.attachDisk`: the disk the engine's I/O goes to if it takes it.
+    func feed(_ first: Event, registering promise: (ClientRequestID, EventLoopPromise<NBDOutcome>)? = nil,
+              attaching disk: BackingDisk? = nil) {
         var queue: [Event] = [first]
         var index = 0
         var registration = promise
+        var attaching = disk
         while index < queue.count {
             let event = queue[index]
             index += 1
@@ -50,7 +62,13 @@ extension Resource {
                     s.promises[id] = promise
                     registration = nil
                 }
-                return Self.resolve(s.engine.handle(event), &s)
+                guard let disk = attaching else { return Self.resolve(s.engine.handle(event), &s) }
+                attaching = nil
+                // The disk is in place before the engine's first I/O to it, and gone again if it refuses.
+                if s.backing == nil { s.backing = disk }
+                let actions = s.engine.handle(event)
+                if !s.engine.diskAttached && s.backing === disk { s.backing = nil }
+                return Self.resolve(actions, &s)
             }
             execute(resolved, followUps: &queue)
         }
@@ -74,6 +92,13 @@ extension Resource {
                 if let connection = s.connections[id] { resolved.append(.close(connection, reason: reason)) }
             case .goStandAlone(let reason):
                 resolved.append(.standAlone(s.engine.session.flatMap { s.connections[$0.connection] }, reason: reason))
+            case .readLocal, .writeLocal, .syncLocal, .persist:
+                // Without a disk the engine issues no I/O; if it did, `perform` fails it.
+                resolved.append(s.backing.map { .io(action, $0) } ?? .action(action))
+            case .diskDetached(let failure, let farewell):
+                resolved.append(.detached(s.backing, failure, farewell: farewell))
+                s.retired = s.backing
+                s.backing = nil
             default:
                 resolved.append(.action(action))
             }
@@ -110,6 +135,10 @@ extension Resource {
                 }
             case .action(let action):
                 perform(action, followUps: &followUps)
+            case .io(let action, let disk):
+                perform(action, on: disk, followUps: &followUps)
+            case .detached(let disk, let failure, let farewell):
+                diskDetached(disk, failure, farewell: farewell)
             }
         }
     }
@@ -123,36 +152,49 @@ extension Resource {
         }
     }
 
-    private func perform(_ action: Action, followUps: inout [Event]) {
+    /// Local I/O on the disk it was issued for.
+    private func perform(_ action: Action, on backing: BackingDisk, followUps: inout [Event]) {
+        let disk = backing.data
         switch action {
         case .readLocal(let token, let range, let kind):
             if kind == .data, let buffer = disk.readIfCached(offset: range.lowerBound, count: range.count) {
                 // In the page cache: answered here, without a trip through the thread pool.
                 followUps.append(.readDone(token, .success(ReadOutcome(data: buffer))))
             } else {
-                let disk = self.disk
-                threadPool.submit { _ in self.feed(.readDone(token, disk.perform(kind, range: range))) }
+                threadPool.submit { _ in self.feed(.readDone(token, backing.data.perform(kind, range: range))) }
             }
         case .writeLocal(let token, let write):
             if LocalDisk.writesInline(write) {
                 followUps.append(.writeDone(token, disk.perform(write)))
             } else {
-                let disk = self.disk
                 threadPool.submit { state in
-                    let failure = state == .active ? disk.perform(write) : IOFailure(.shutdown, "thread pool stopped")
+                    let failure = state == .active ? backing.data.perform(write) : IOFailure(.shutdown, "thread pool stopped")
                     self.feed(.writeDone(token, failure))
                 }
             }
         case .syncLocal(let token):
-            let disk = self.disk
-            threadPool.submit { _ in self.feed(.syncDone(token, disk.sync())) }
+            threadPool.submit { _ in self.feed(.syncDone(token, backing.data.sync())) }
         case .persist(let token, let write):
-            let store = metadataStore
-            let disk = self.disk
             metadataQueue.async {
-                let failure = write.syncDataFirst ? disk.sync() ?? Self.write(write, to: store) : Self.write(write, to: store)
+                let failure = write.syncDataFirst ? backing.data.sync() ?? Self.write(write, to: backing.metadata) : Self.write(write, to: backing.metadata)
                 self.feed(.persisted(token, failure))
             }
+        default:
+            perform(action, followUps: &followUps)
+        }
+    }
+
+    private func perform(_ action: Action, followUps: inout [Event]) {
+        let noDisk = IOFailure(.io, "no disk is attached")
+        switch action {
+        case .readLocal(let token, _, _):
+            followUps.append(.readDone(token, .failure(noDisk)))
+        case .writeLocal(let token, _):
+            followUps.append(.writeDone(token, noDisk))
+        case .syncLocal(let token):
+            followUps.append(.syncDone(token, noDisk))
+        case .persist(let token, _):
+            followUps.append(.persisted(token, noDisk))
         case .resumeConnecting:
             link?.connect()
         case .runHandler(let token, let name, let environment):
@@ -165,7 +207,7 @@ extension Resource {
             case .warning: logger.warning("\(message)")
             case .error: logger.error("\(message)")
             }
-        case .complete, .reply, .send, .dropConnection, .goStandAlone:
+        case .complete, .reply, .send, .dropConnection, .goStandAlone, .diskDetached:
             break // resolved under the lock
         }
     }

@@ -22,6 +22,9 @@ extension EngineConfiguration {
         resync = ResyncController.Settings(
             fixedRate: disk.resyncRateBytesPerSecond, planAhead: disk.cPlanAheadDeciseconds, fillTarget: disk.cFillTargetBytes,
             delayTarget: disk.cDelayTargetDeciseconds, maxRate: disk.cMaxRateBytesPerSecond, minRate: disk.cMinRateBytesPerSecond)
+        onIOError = OnIOError(rawValue: disk.onIOError) ?? .detach
+        diskTimeoutNanoseconds = UInt64(disk.diskTimeoutDeciseconds) * 100_000_000
+        suspendWithoutData = disk.onNoDataAccessible == "suspend-io"
         activityLogExtents = min(max(disk.alExtents, Resource.minimumActivityLogExtents), Resource.maximumActivityLogExtents)
         handlers = Set(config.handlers.keys)
         let become = config.startup.becomePrimaryOn

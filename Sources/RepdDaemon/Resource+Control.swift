@@ -30,6 +30,11 @@ extension Resource {
         case .newCurrentUUID: command = .newCurrentUUID(clearBitmap: request.option ?? false)
         case .connect: command = .connect(discardMyData: request.option ?? false, dryRun: request.dryRun ?? false)
         case .disconnect: command = .disconnect
+        case .detach: command = .detach
+        case .resumeIO: command = .resumeIO
+        case .attach:
+            let answer = await attachDisk()
+            return ControlReply(ok: answer.ok, message: answer.message, status: status())
         }
         let answer = await self.command(command)
         if case .secondary = command, !answer.ok {

@@ -23,6 +23,10 @@ extension Resource {
         device.lastVerifyOutOfSyncKiB = e.link.lastVerify?.outOfSyncKiB
         device.lastVerifyFinishedAt = e.link.lastVerify?.at
         device.blockDevice = attachment.status()
+        if let failure = e.diskFailure {
+            let verb = failure.cause == .operatorDetach ? "detached" : "failed"
+            device.diskFailure = "\(verb): \(failure.summary)" + (failure.at > 0 ? " at \(ProcessSupport.utcText(failure.at))" : "")
+        }
         var connections: [ResourceStatus.Connection] = []
         var notes: [String] = []
         if let peer = config.peer {
@@ -85,12 +89,26 @@ extension Resource {
                 notes.append("StandAlone: the link stays down until an operator resolves the situation")
             }
         }
+        let peerName = config.peer?.names.first ?? "the peer"
+        if !s.hasDisk && s.disk != .negotiating {
+            if s.detachedDataAhead {
+                notes.append("Diskless, and this node's detached disk holds newer data than \(peerName): `repd attach \(config.name)` "
+                    + "resyncs it; `repd primary --force \(config.name)` goes on with \(peerName)'s older data")
+            } else {
+                notes.append(s.servedByPeer ? "Diskless: reads and writes go to \(peerName)"
+                    : "Diskless, and no UpToDate peer is connected: no data is accessible on this node")
+            }
+        }
+        if e.suspendedCount > 0 {
+            notes.append("\(e.suspendedCount) requests are suspended until data is accessible again or `repd resume-io \(config.name)`")
+        }
         if s.disk == .inconsistent && e.session?.resync == nil {
             notes.append("disk Inconsistent: make one node the sync source with `repd primary --force \(config.name)`")
         }
         return ResourceStatus(
             name: config.name, nodeID: config.local.nodeId ?? 0, role: s.role.rawValue, devices: [device],
             connections: connections, nbdURI: run.nbdURI, node: node, pid: ProcessSupport.currentPID,
-            message: notes.isEmpty ? nil : notes.joined(separator: "; "))
+            message: notes.isEmpty ? nil : notes.joined(separator: "; "),
+            suspendedReasons: e.suspendedCount > 0 ? ["no-data"] : nil)
     }
 }

@@ -21,8 +21,6 @@ public final class Resource: @unchecked Sendable {
     public let node: String
     public let run: RunDirectory
     let logger: Logger
-    let disk: LocalDisk
-    let metadataStore: MetadataStore
     /// Metadata writes run here, one after the other, never under the state lock.
     let metadataQueue = DispatchQueue(label: "repd.metadata")
     let group: MultiThreadedEventLoopGroup
@@ -52,25 +50,25 @@ public final class Resource: @unchecked Sendable {
         self.run = RunDirectory(path: runDirectory, resource: config.name)
         self.logger = logger
         self.attachment = DeviceAttachment(resource: config.name, node: node, host: config.local, run: run, logger: logger)
-        let data = try BlockFile.open(config.local.disk)
-        let metadata: MetadataStore
-        let superblock: Superblock
-        let bitmap: DirtyBitmap
-        let replay: ActivityLog.Replay
-        do {
-            metadata = try MetadataStore.locate(metaDisk: config.local.metaDisk, data: data, create: false)
-            superblock = try metadata.readSuperblock(expectedResource: config.name)
-            bitmap = try metadata.readBitmap()
-            // Slots of any table size the ring can describe (al-extents may have changed since create-md).
-            replay = ActivityLog.replay(try metadata.readActivityLog(), slotCount: Self.maximumActivityLogExtents)
-        } catch {
-            data.close()
-            throw error
+        // A disk that failed stays out of use (not at `up`, not after a restart) until `repd attach`.
+        var opened: BackingDisk.Opened?
+        var failure: DiskFailure?
+        let usable: UInt64
+        if let record = DiskFailureRecord.load(run) {
+            failure = record.failure
+            usable = record.usableSize
+        } else {
+            let found = try BackingDisk.open(config)
+            usable = found.usableSize
+            if found.superblock.flags.contains(.diskFailed) {
+                failure = DiskFailure(cause: .ioError, at: 0, detail: "the metadata of \(config.local.disk) records that it failed (flag disk-failed)")
+            } else {
+                opened = found
+            }
         }
-        var usable = superblock.layout.usableSize
-        if let limit = config.disk.sizeBytes, limit < usable { usable = limit - limit % Geometry.blockSize }
-        self.disk = LocalDisk(file: data, usableSize: usable)
-        self.metadataStore = metadata
+        if let failure {
+            logger.warning("the disk \(config.local.disk) failed before (\(failure.summary)); it stays out of use until `repd attach \(config.name)`: starting Diskless")
+        }
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         self.loops = Array(group.makeIterator())
         self.threadPool = NIOThreadPool(numberOfThreads: 8)
@@ -78,9 +76,11 @@ public final class Resource: @unchecked Sendable {
         if configuration.activityLogExtents != config.disk.alExtents {
             logger.warning("al-extents \(config.disk.alExtents) is outside \(Self.minimumActivityLogExtents)...\(Self.maximumActivityLogExtents); using \(configuration.activityLogExtents)")
         }
-        let engine = Engine(configuration: configuration, superblock: superblock, bitmap: bitmap, activityLogReplay: replay,
-                            seed: ProcessSupport.randomUInt64())
-        self.state = NIOLockedValueBox(DriverState(engine: engine))
+        let engine = opened.map {
+            Engine(configuration: configuration, superblock: $0.superblock, bitmap: $0.bitmap, activityLogReplay: $0.replay,
+                   seed: ProcessSupport.randomUInt64())
+        } ?? Engine(configuration: configuration, disklessBecause: failure, seed: ProcessSupport.randomUInt64())
+        self.state = NIOLockedValueBox(DriverState(engine: engine, backing: opened?.disk))
     }
 
     /// The largest NBD request (32 MiB) touches 9 extents; a smaller table could never hold one.
@@ -105,7 +105,8 @@ public final class Resource: @unchecked Sendable {
         }
         try await attachment.attach(server: nbd, export: exports()[0], writable: state.withLockedValue { $0.engine.state.role == .primary })
         let s = state.withLockedValue { $0.engine.state }
-        logger.info("attached \(config.local.disk) (\(disk.usableSize) usable bytes), disk \(s.disk.rawValue), role \(s.role.rawValue); exporting \(run.nbdURI)")
+        let usable = state.withLockedValue { $0.engine.configuration.usableSize }
+        logger.info("\(s.hasDisk ? "attached \(config.local.disk)" : "no disk") (\(usable) usable bytes), disk \(s.disk.rawValue), role \(s.role.rawValue); exporting \(run.nbdURI)")
         group.next().scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [weak self] task in
             guard let self else { task.cancel(); return }
             self.feed(.tick(now: ProcessSupport.monotonicNanoseconds(), unixTime: ProcessSupport.unixTime()))
@@ -124,13 +125,13 @@ public final class Resource: @unchecked Sendable {
         let actions = state.withLockedValue { s in
             Self.resolve(s.engine.start(now: ProcessSupport.monotonicNanoseconds(), unixTime: ProcessSupport.unixTime()), &s)
         }
-        for case .action(.persist(let token, let write)) in actions {
-            if let failure = Self.write(write, to: metadataStore) {
+        for case .io(.persist(let token, let write), let disk) in actions {
+            if let failure = Self.write(write, to: disk.metadata) {
                 throw ResourceError("cannot write the metadata: \(failure)")
             }
             followUps.append(.persisted(token, nil))
         }
-        let others = actions.filter { if case .action(.persist) = $0 { return false } else { return true } }
+        let others = actions.filter { if case .io(.persist, _) = $0 { return false } else { return true } }
         execute(others, followUps: &followUps)
         for event in followUps { feed(event) }
     }
@@ -182,22 +183,25 @@ public final class Resource: @unchecked Sendable {
         await link?.stop()
         // Metadata writes already queued go first; then the data, then the final metadata.
         metadataQueue.sync {}
-        let failure = disk.sync()
-        let (final, inFlight) = state.withLockedValue { s in (s.engine.stop(), s.engine.inFlight) }
+        let (backing, final, inFlight) = state.withLockedValue { s in (s.backing, s.engine.stop(), s.engine.inFlight) }
         if inFlight > 0 {
             logger.warning("\(inFlight) requests did not drain: the activity log is kept, as after a crash")
         }
-        if let failure = failure ?? metadataQueue.sync(execute: { Self.write(final, to: metadataStore) }) {
-            logger.error("could not persist metadata at shutdown: \(failure)")
+        if let backing {
+            if let failure = backing.data.sync() ?? metadataQueue.sync(execute: { Self.write(final, to: backing.metadata) }) {
+                logger.error("could not persist metadata at shutdown: \(failure)")
+            } else {
+                logger.info("metadata flushed; resource down")
+            }
         } else {
-            logger.info("metadata flushed; resource down")
+            logger.info("resource down (Diskless: no metadata to write)")
         }
         await control?.stop()
         try? await threadPool.shutdownGracefully()
         ProcessSupport.removeFile(run.nbdSocket)
         ProcessSupport.removeFile(run.controlSocket)
-        disk.file.close()
-        metadataStore.close()
+        // The disk is closed once nothing holds it any more.
+        state.withLockedValue { $0.backing = nil }
         try? await group.shutdownGracefully()
     }
 }

@@ -17,6 +17,7 @@ import RepdCore
 /// | `Pull.swift` | a SyncTarget reading blocks it lacks through the SyncSource |
 /// | `Roles.swift` | operator commands: promotion, demotion, resync requests, connect |
 /// | `Metadata.swift` | superblock transactions, bitmap pages, activity-log transactions |
+/// | `DiskFailure.swift` | on-io-error, Diskless service through the peer, detach and attach, disk-timeout, no data |
 ///
 /// State changes of roles and disks go through `NodeState.apply`; what must be durable first goes
 /// through a superblock transaction (`commitSuperblock`), whose continuation runs once the driver
@@ -50,6 +51,26 @@ public struct Engine: Sendable {
     /// Monotonic time of the last tick (nanoseconds) and wall time (seconds).
     public internal(set) var now: UInt64 = 0
     public internal(set) var unixTime: UInt64 = 0
+    /// A disk's metadata is in use (false once the disk is detached, until an attach).
+    public internal(set) var diskAttached = true
+    /// Why the node is Diskless, if its disk failed or was detached.
+    public internal(set) var diskFailure: DiskFailure?
+    /// An attach while connected: the disk state the metadata shows, until the resync is decided.
+    var attachingDisk: DiskState?
+    /// This node attached a disk and waits for the peer's answering state to decide.
+    var awaitingAttachDecision = false
+    /// A Diskless Primary: the generation of the data its applications see (DRBD's "effective
+    /// data UUID", role bit masked). It connects only to a peer with that data.
+    public internal(set) var effectiveData: UInt64?
+    /// With disk-timeout: when each local I/O was issued.
+    var issuedAt: [IOToken: UInt64] = [:]
+    /// Reads served by the peer for lack of a disk, and their requests.
+    var remoteReads: [UInt64: RemoteRead] = [:]
+    var remoteRequests: [UInt64: (read: UInt64, range: Range<UInt64>)] = [:]
+    /// Requests held without data (on-no-data-accessible suspend-io).
+    var suspended: [SuspendedRequest] = []
+    /// How many requests are held without data (for status).
+    public var suspendedCount: Int { suspended.count }
     var random: SplitMix64
     var nextToken: IOToken = 1
     var output: [Action] = []
@@ -78,6 +99,24 @@ public struct Engine: Sendable {
             metadata.recoveredExtents = recovered.count
         }
         metadata.damagedActivityLogBlocks = activityLogReplay.damagedBlocks
+        if flags.contains(.fullSyncNeeded) { metadata.markAllOutOfSync() }
+    }
+
+    /// A node that starts without its disk: the disk failed before (and was not attached again
+    /// since), or could not be opened. It serves through its peer until `repd attach`.
+    public init(configuration: EngineConfiguration, disklessBecause failure: DiskFailure?, seed: UInt64) {
+        let layout = MetadataLayout(metadataOffset: 0, metadataSize: 0, usableSize: configuration.usableSize,
+                                    activityLogOffset: 0, activityLogSize: 0, bitmapOffset: 0, bitmapSize: 0)
+        var superblock = Superblock(layout: layout, resourceName: configuration.resource, nodeName: configuration.node, deviceUUID: 0, createdAt: 0)
+        superblock.generation = GenerationIdentifiers(current: 0)
+        self.init(configuration: configuration, superblock: superblock,
+                  bitmap: DirtyBitmap(blockCount: Int(configuration.usableSize / Geometry.blockSize)),
+                  activityLogReplay: ActivityLog.Replay(slots: [], lastTransactionNumber: 0, damagedBlocks: 0), seed: seed)
+        metadata.recoveredExtents = 0
+        metadata.clearBitmap()
+        _ = try? state.apply(.fail)
+        diskAttached = false
+        diskFailure = failure
     }
 
     /// Handles one event and returns what the driver must do, in order.
@@ -121,6 +160,16 @@ public struct Engine: Sendable {
             handlerFinished(token, result)
         case .beginShutdown:
             shuttingDown = true
+            let held = suspended
+            suspended.removeAll()
+            for request in held {
+                switch request {
+                case .read(let id, _, _, _), .write(let id, _), .flush(let id):
+                    completeWrite(id, .failed(.shutdown, "the resource is going down"))
+                }
+            }
+        case .attachDisk(let id, let disk):
+            attachDisk(id, disk)
         }
         defer { output.removeAll(keepingCapacity: true) }
         return output
@@ -132,6 +181,13 @@ public struct Engine: Sendable {
     public mutating func start(now: UInt64, unixTime: UInt64) -> [Action] {
         self.now = now
         self.unixTime = unixTime
+        if !diskAttached {
+            log(.warning, "no disk: " + (diskFailure.map { "it failed (\($0.summary)); `repd attach \(configuration.resource)` takes it, or a new one, back" } ?? "not attached")
+                + "; reads and writes go through \(peerName) once it is connected")
+            if configuration.becomePrimaryOnStart { log(.warning, "become-primary-on is ignored without a disk") }
+            defer { output.removeAll(keepingCapacity: true) }
+            return output
+        }
         if metadata.recoveredExtents > 0 {
             log(.warning, "unclean stop: the activity log holds \(metadata.recoveredExtents) extents of 4 MiB; marked out of sync (\(metadata.bitmap.outOfSyncCount) blocks out of sync in all)")
         }
@@ -195,6 +251,7 @@ public struct Engine: Sendable {
             metadata.lastLazyFlush = self.now
             flushBitmapLazily()
         }
+        checkDiskTimeout()
         guard session != nil else { return }
         checkAcknowledgementTimeout()
         sendBarrierIfDue(force: true)
@@ -204,6 +261,12 @@ public struct Engine: Sendable {
     // MARK: output helpers
 
     mutating func emit(_ action: Action) {
+        if configuration.diskTimeoutNanoseconds > 0 {
+            switch action {
+            case .readLocal(let token, _, _), .writeLocal(let token, _), .syncLocal(let token), .persist(let token, _): issued(token)
+            default: break
+            }
+        }
         output.append(action)
     }
 

@@ -11,6 +11,16 @@ public enum ReplicationMode: String, Sendable, Hashable {
     case C
 }
 
+/// DRBD's `on-io-error`: what a failed read or write of the backing disk does.
+public enum OnIOError: String, Sendable, Hashable {
+    /// The error goes to the application; the disk stays (its failed blocks are out of sync).
+    case passOn = "pass_on"
+    /// As `detach`, and the `local-io-error` handler runs.
+    case callLocalIOError = "call-local-io-error"
+    /// The disk is dropped; the node goes Diskless and serves through its peer.
+    case detach
+}
+
 /// The settings of one resource the engine acts on: pure values, taken from the resource file by
 /// the daemon (or chosen by the simulator).
 public struct EngineConfiguration: Sendable {
@@ -45,6 +55,12 @@ public struct EngineConfiguration: Sendable {
     public var barrierBytes = 8 << 20
     /// Lazy bitmap writes: every this many nanoseconds.
     public var bitmapFlushInterval: UInt64 = 2_000_000_000
+    public var onIOError: OnIOError = .detach
+    /// `disk-timeout`: a local I/O older than this detaches the disk (0: off).
+    public var diskTimeoutNanoseconds: UInt64 = 0
+    /// `on-no-data-accessible suspend-io`: requests that no disk can serve wait (for the peer, an
+    /// attach or `resume-io`) instead of failing.
+    public var suspendWithoutData = false
 
     public init(resource: String, node: String, peerNode: String?, usableSize: UInt64) {
         self.resource = resource

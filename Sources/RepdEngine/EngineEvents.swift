@@ -46,6 +46,28 @@ public enum Event: Sendable {
     case handlerFinished(IOToken, HandlerResult)
     /// The daemon is going down: refuse new client requests (in-flight ones finish).
     case beginShutdown
+    /// `repd attach`: the driver opened a backing disk and read its metadata; the engine takes it
+    /// (and its I/O starts) or refuses it with the reply.
+    case attachDisk(CommandID, NewDisk)
+}
+
+/// A backing disk the driver opened for `repd attach`, with its metadata as read.
+public struct NewDisk: Sendable {
+    public var superblock: Superblock
+    public var bitmap: DirtyBitmap
+    public var activityLogReplay: ActivityLog.Replay
+    /// Bytes of it the resource uses.
+    public var usableSize: UInt64
+    /// Every block must be resynced (the disk's last detach could not record its bitmap).
+    public var fullSync: Bool
+
+    public init(superblock: Superblock, bitmap: DirtyBitmap, activityLogReplay: ActivityLog.Replay, usableSize: UInt64, fullSync: Bool = false) {
+        self.superblock = superblock
+        self.bitmap = bitmap
+        self.activityLogReplay = activityLogReplay
+        self.usableSize = usableSize
+        self.fullSync = fullSync
+    }
 }
 
 /// What the engine asks its driver to do. The driver carries actions out in order, without the
@@ -75,6 +97,11 @@ public enum Action: Sendable {
     case runHandler(IOToken, name: String, environment: [String: String])
     /// The role changed (the block device follows it: writable on a Primary only).
     case roleChanged(Role)
+    /// The engine let go of the backing disk: no I/O to it is issued from now on, and results of
+    /// I/O still out there are ignored. The driver writes `farewell` to the metadata if it can (it
+    /// may fail on a failing disk), records a failure so that the disk is not used again by itself,
+    /// and closes the disk once its I/O has returned.
+    case diskDetached(DiskFailure?, farewell: MetadataWrite)
     case log(LogLevel, String)
 }
 
@@ -225,4 +252,8 @@ public enum OperatorCommand: Sendable, Hashable {
     case newCurrentUUID(clearBitmap: Bool)
     case connect(discardMyData: Bool, dryRun: Bool)
     case disconnect
+    /// `repd detach`: drop the disk on purpose; the node serves through its peer.
+    case detach
+    /// `repd resume-io`: requests suspended without data (or by `suspend-io`) fail or go on.
+    case resumeIO
 }

@@ -11,6 +11,11 @@ public struct MetadataKeeper: Sendable {
     public internal(set) var activityLog: ActivityLog
     /// Writes waiting for their activity-log extents to be recorded.
     var activityLogWaiting: [PendingWrite] = []
+    /// Writes of a Diskless peer (tracker ids) waiting for theirs: this disk is the only copy.
+    var activityLogWaitingApplies: [UInt64] = []
+    /// Counts the disks this engine has used: references taken in the activity log of an earlier
+    /// disk are never dropped from a later one.
+    var activityLogEpoch = 0
     /// An activity-log transaction is being written.
     var activityLogInFlight = false
     var recoveredExtents = 0
@@ -76,6 +81,10 @@ enum AfterPersist: Sendable {
 extension Engine {
     /// Hands a metadata write to the driver, with what to do once it is durable.
     mutating func emitPersist(_ write: MetadataWrite, then: AfterPersist) {
+        guard diskAttached else {
+            // No disk, no metadata: what waited for the write goes on as if it were done.
+            return persistenceSkipped(then)
+        }
         let token = newToken()
         counters.bitmapWrites += UInt64(write.bitmapPages.count)
         pending[token] = .metadata(then, write)
@@ -97,12 +106,29 @@ extension Engine {
         emitPersist(metadata.takeDirtyPages(sync: false), then: .lazyBitmap)
     }
 
+    /// What waited for a metadata write when there is no disk to write it to.
+    mutating func persistenceSkipped(_ then: AfterPersist) {
+        switch then {
+        case .roleChange: roleChangePersisted(nil)
+        case .generationGate: generationPersisted(nil)
+        case .syncTargetReady(let connection): syncTargetReady(connection, nil)
+        case .activityLog: activityLogWritten(nil)
+        case .nothing, .startup, .lazyBitmap: break
+        }
+    }
+
     mutating func persisted(_ token: IOToken, _ failure: IOFailure?) {
         guard case .metadata(let then, let write)? = pending.removeValue(forKey: token) else { return }
+        if !issuedAt.isEmpty { issuedAt[token] = nil }
         if let failure {
             // Pages that did not reach the disk are written again next time.
             metadata.dirtyPages.formUnion(write.bitmapPages.map(\.index))
             log(.error, "cannot write metadata: \(failure)")
+            if failure.kind != .shutdown {
+                // Without its metadata the disk cannot be trusted: it goes (whatever on-io-error says).
+                localIOFailed(failure, operation: "metadata write", offset: nil, metadata: true)
+                if !diskAttached { return persistenceSkipped(then) }
+            }
         }
         switch then {
         case .nothing, .lazyBitmap:
@@ -126,10 +152,14 @@ extension Engine {
     /// Extents it evicts lose their protection: the writes completed there must be durable (a data
     /// sync), and so must the bitmap pages, before the transaction that evicts them.
     mutating func driveActivityLog() {
-        guard !metadata.activityLogInFlight else { return }
+        guard !metadata.activityLogInFlight, diskAttached else { return }
         // Extents waiting writes already hold stay; if that leaves no room, only the first waiting
         // write's (it then gets all of its extents, and the others follow it).
         let waiting = metadata.activityLogWaiting.map { ActivityLog.extents(of: $0.write.range) }
+            + metadata.activityLogWaitingApplies.compactMap { id -> ClosedRange<UInt32>? in
+                guard case .peerApply(let apply)? = operations[id] else { return nil }
+                return ActivityLog.extents(of: apply.range)
+            }
         let all = Set(waiting.flatMap { $0 })
         guard let prepared = metadata.activityLog.prepareTransaction(keeping: all)
                 ?? waiting.first.flatMap({ metadata.activityLog.prepareTransaction(keeping: Set($0)) }) else { return }
@@ -145,13 +175,23 @@ extension Engine {
         metadata.activityLogInFlight = false
         let waiting = metadata.activityLogWaiting
         metadata.activityLogWaiting.removeAll()
+        let applies = metadata.activityLogWaitingApplies
+        metadata.activityLogWaitingApplies.removeAll()
         if let failure {
             log(.error, "cannot write the activity log: \(failure); failing the writes that waited for it")
             metadata.activityLog.failed()
             for write in waiting { failPendingWrite(write, .io, "activity log write failed: \(failure)") }
+            for id in applies { startPeerApply(id) }
+            return
+        }
+        guard diskAttached else {
+            // The disk went meanwhile: the writes go on without it.
+            for write in waiting { admitLocalWrite(write) }
+            for id in applies { startPeerApply(id) }
             return
         }
         metadata.activityLog.committed()
+        for id in applies { startPeerApply(id) }
         // Every waiting write tries its extents first; only then is the next transaction prepared
         // (preparing it in between could evict the extents a later write in the list just got).
         for write in waiting {

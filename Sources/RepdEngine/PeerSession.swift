@@ -9,6 +9,8 @@ struct DurabilityEntry: Sendable {
     let range: Range<UInt64>
     /// The application write (tracker id) whose activity-log extents stay hot until then, if any.
     var write: UInt64? = nil
+    /// The disk whose activity log holds those extents.
+    var activityLogEpoch: Int? = nil
 }
 
 /// A flush from the peer, waiting for the writes received before it to be done here.
@@ -29,6 +31,8 @@ public struct PeerSession: Sendable {
     var nextSequence: UInt64 = 1
     var writesBySequence: [UInt64: UInt64] = [:]
     public internal(set) var decision: SyncDecision?
+    /// Sync decisions on this connection so far (an attach decides again).
+    public internal(set) var decisionCount = 0
     var peerBitmapDone = false
     public internal(set) var resync: ResyncState?
     public internal(set) var verify: VerifyState?
@@ -64,8 +68,8 @@ public struct PeerSession: Sendable {
     /// Bytes acknowledged by the peer and not yet confirmed durable there.
     var bytesAwaitingDurability: Int { unconfirmedBytes + (resync?.awaitingDurabilityBytes ?? 0) }
 
-    mutating func awaitDurability(_ range: Range<UInt64>, threshold: UInt64, write: UInt64) {
-        unconfirmed.append(DurabilityEntry(threshold: threshold, range: range, write: write))
+    mutating func awaitDurability(_ range: Range<UInt64>, threshold: UInt64, write: UInt64, activityLogEpoch: Int?) {
+        unconfirmed.append(DurabilityEntry(threshold: threshold, range: range, write: write, activityLogEpoch: activityLogEpoch))
         unconfirmedBytes += range.count
     }
 
@@ -160,6 +164,7 @@ extension Engine {
         }
         // Resync reads, verify reads, digests and blocks for the peer finish locally; nobody waits for them.
         failPulls("the connection to the UpToDate peer was lost")
+        failRemoteReads()
         let wasSyncing = lost.resync != nil
         session = nil
         // DRBD's rule: a Primary that loses the peer's copy of the data (a disk that was not
@@ -177,7 +182,23 @@ extension Engine {
             commitSuperblock()
         }
         if wasSyncing { log(.warning, "resync interrupted; it resumes from the bitmap when the peer is back") }
+        if state.disk == .negotiating {
+            attachingDisk.map { found in
+                attachingDisk = nil
+                awaitingAttachDecision = false
+                if state.role == .primary {
+                    // A Diskless Primary's new disk is older than the data it serves: without the
+                    // peer to resync it, it cannot be used.
+                    detachDisk(DiskFailure(cause: .attachInterrupted, at: unixTime,
+                                           detail: "the connection was lost before the attach was negotiated; attach again once connected"))
+                } else {
+                    // The disk is taken as its metadata says; the next connection decides its resync.
+                    _ = try? state.apply(.attach(found))
+                }
+            }
+        }
         roleChangeProgress()
+        if !diskAttached { noDataAccessible() }
     }
 
     mutating func peerMessage(_ message: PeerMessage) {
@@ -230,15 +251,19 @@ extension Engine {
 
     // MARK: state exchange and the sync decision
 
-    func stateReport() -> PeerStateReport {
+    func stateReport(negotiationReply: Bool = false) -> PeerStateReport {
         var flags: PeerStateReport.Flags = []
+        if negotiationReply { flags.insert(.negotiationReply) }
         let sbFlags = metadata.superblock.flags
         if sbFlags.contains(.crashedPrimary) { flags.insert(.crashedPrimary) }
         if sbFlags.contains(.consistent) { flags.insert(.consistent) }
         if sbFlags.contains(.wasUpToDate) { flags.insert(.wasUpToDate) }
         if link.discardMyData { flags.insert(.discardMyData) }
+        // Without a disk, the generation is that of the data the applications see (a Diskless
+        // Primary's effective data), or none.
+        let generation = diskAttached ? metadata.superblock.generation : GenerationIdentifiers(current: effectiveData ?? 0)
         return PeerStateReport(
-            role: state.role, disk: state.disk, usableSize: configuration.usableSize, generation: metadata.superblock.generation,
+            role: state.role, disk: state.disk, usableSize: configuration.usableSize, generation: generation,
             outOfSyncBlocks: UInt64(metadata.bitmap.outOfSyncCount), flags: flags,
             replicationProtocol: UInt8(ascii: configuration.replication.rawValue.unicodeScalars.first!),
             allowTwoPrimaries: configuration.allowTwoPrimaries)
@@ -253,9 +278,41 @@ extension Engine {
     mutating func receiveState(_ report: PeerStateReport) {
         guard session != nil else { return }
         let first = session!.report == nil
+        if !diskAttached && state.role == .primary, let effective = effectiveData {
+            if first && report.generation.currentIgnoringRole != effective {
+                // The applications of this Diskless Primary saw newer data than the peer has.
+                let reason = "this Diskless Primary serves data of generation \(hex(effective)), but \(peerName) has \(hex(report.generation.current)): "
+                    + "connecting would serve older data; attach the disk that has it (`repd attach \(configuration.resource)`), or make this node Secondary"
+                log(.error, "refusing the connection: \(reason)")
+                link.message = "refused: \(reason)"
+                send(.error(reason: reason))
+                return goStandAlone(reason: reason)
+            }
+            if report.disk == .upToDate { effectiveData = report.generation.currentIgnoringRole }
+        }
+        let before = state
         session!.report = report
         link.lastPeerReport = report
+        updateDetachedDataAhead()
         _ = try? state.apply(.peer(role: report.role, disk: report.disk))
+        peerDiskChanged(from: before, report: report)
+        if !first {
+            if awaitingAttachDecision {
+                // Our attach waits for the peer's answer; other reports only update its state.
+                if report.flags.contains(.negotiationReply) {
+                    attachAnswered()
+                } else if report.disk == .negotiating && before.peerDisk != .negotiating {
+                    // Both nodes attached at once: each answers the other's attach and decides from
+                    // the same two reports (found by the simulator, seed 173).
+                    send(.state(stateReport(negotiationReply: true)))
+                    attachAnswered()
+                }
+                return
+            }
+            if report.disk == .negotiating && before.peerDisk != .negotiating {
+                return peerAttachedDisk(report)
+            }
+        }
         if first {
             _ = try? state.apply(.connection(.connected))
             if report.usableSize != configuration.usableSize {
@@ -264,8 +321,11 @@ extension Engine {
             exportSize = min(configuration.usableSize, report.usableSize)
             log(.info, "connected: peer \(session!.peerNode) is \(report.role.rawValue)/\(report.disk.rawValue), protocol \(configuration.replication.rawValue)")
             decideSync()
-        } else if session!.resync == nil && state.replication == .established
+        } else if session!.resync == nil && state.replication == .established && session!.decision?.strategy == .bothInconsistent
                     && (state.disk == .inconsistent || report.disk == .inconsistent) {
+            // Both were Inconsistent and one side was forced UpToDate: now there is a sync source.
+            // (Only then: a report sent before the peer saw the end of a resync still says
+            // Inconsistent, and must not start another; found by the simulator, seed 7864.)
             decideSync()
         }
     }
@@ -277,27 +337,90 @@ extension Engine {
     }
 
     static func syncView(of report: PeerStateReport) -> SyncView {
-        SyncView(generation: report.generation, disk: report.disk, role: report.role,
-                 crashedPrimary: report.flags.contains(.crashedPrimary), outOfSyncBlocks: report.outOfSyncBlocks)
+        var disk = report.disk
+        if disk == .negotiating {
+            // A disk being attached counts as what its metadata says (DRBD's "real" disk state).
+            disk = !report.flags.contains(.consistent) ? .inconsistent : report.flags.contains(.wasUpToDate) ? .consistent : .outdated
+        }
+        return SyncView(generation: report.generation, disk: disk, role: report.role,
+                        crashedPrimary: report.flags.contains(.crashedPrimary), outOfSyncBlocks: report.outOfSyncBlocks)
     }
 
-    mutating func decideSync() {
+    /// The peer's disk went (Failed, Diskless) or came back: what this node's disk must now track.
+    mutating func peerDiskChanged(from before: NodeState, report: PeerStateReport) {
+        let lost = before.peerHasDisk && !state.peerHasDisk
+        if lost {
+            log(.warning, "\(peerName)'s disk is \(report.disk.rawValue): from now on its writes and ours are marked out of sync here, for its next attach")
+            // Writes it acknowledged but did not confirm durable may be lost with its disk.
+            if let unconfirmed = session?.unconfirmed {
+                session!.unconfirmed.removeAll()
+                session!.unconfirmedBytes = 0
+                for entry in unconfirmed {
+                    metadata.markOutOfSync(entry.range)
+                    releaseActivityLog(after: entry)
+                }
+            }
+            session?.inSyncWhenDurable.removeAll()
+            endSyncWithoutLocalDisk()
+        }
+        startGenerationWithoutPeerDisk()
+        if !before.servedByPeer && state.servedByPeer { resumeSuspended() }
+        if before.servedByPeer && !state.servedByPeer && !diskAttached { noDataAccessible() }
+    }
+
+    /// DRBD's rule: with a Primary on either side, the data moves on without the peer's disk; a
+    /// new generation marks where (once: a bitmap generation already does). Checked when the peer's
+    /// disk goes and when this disk becomes UpToDate (found by the simulator, seed 8526: a disk
+    /// confirmed UpToDate by a Diskless Primary took its writes without a new generation, and the
+    /// Primary's stale disk, attached later, won the resync).
+    mutating func startGenerationWithoutPeerDisk() {
+        guard !state.peerHasDisk, state.disk == .upToDate, state.role == .primary || state.peerRole == .primary,
+              metadata.superblock.generation.bitmap == 0, !writes.generationPending, state.peerDisk != .negotiating,
+              state.connection == .connected else { return }
+        metadata.superblock.generation.startNewCurrent(newUUID(), primary: state.role == .primary)
+        log(.info, "new current generation \(hex(metadata.superblock.generation.current)) (\(peerName) has no disk)")
+        writes.generationPending = true
+        commitSuperblock(then: .generationGate)
+        sendState()
+    }
+
+    /// Which node attached a disk, when the decision follows an attach rather than a connect.
+    enum Attacher { case local, peer }
+
+    /// - Parameter attacher: the node that attached a disk while connected. An attaching Primary
+    ///   was Diskless and served by the other node: its applications use that node's data, so its
+    ///   new disk only ever receives (no rr-conflict, no split brain to resolve).
+    mutating func decideSync(attacher: Attacher? = nil) {
         guard let current = session, let report = current.report else { return }
         let local = localSyncView
         let remote = Self.syncView(of: report)
-        let decision = SyncDecider.decide(local: local, peer: remote, localResolves: current.localResolves)
+        var decision = SyncDecider.decide(local: local, peer: remote, localResolves: current.localResolves)
+        if let attacher, (attacher == .local ? state.role : report.role) == .primary,
+           (attacher == .local ? report.disk : state.disk) == .upToDate {
+            decision = Self.attachedByPrimary(decision, attacherIsLocal: attacher == .local,
+                                              attacherName: attacher == .local ? configuration.node : peerName,
+                                              otherName: attacher == .local ? peerName : configuration.node)
+        }
+        let afterAttach = attacher == .local
         session!.decision = decision
+        session!.decisionCount += 1
         log(.info, "sync decision: \(decision)")
         // --discard-my-data applies to this handshake only.
         let discardMyData = link.discardMyData
         link.discardMyData = false
         switch decision.strategy {
         case .noSync, .becomeSyncSource:
-            if state.disk == .consistent {
-                // The peer confirms our data is the newest generation.
+            // A Diskless Primary peer serving our current generation confirms it as well: its
+            // applications see exactly this data (DRBD's effective data generation).
+            let servedByUs = decision.rule == SyncDecider.noDiskRule && report.role == .primary
+                && report.generation.current != 0 && report.generation.currentIgnoringRole == metadata.superblock.generation.currentIgnoringRole
+            if (state.disk == .consistent || state.disk == .outdated) && (decision.rule != SyncDecider.noDiskRule || servedByUs) {
+                // The peer confirms our data is the newest generation (an Outdated disk that the
+                // peer has nothing newer for is as current as the peer's).
                 _ = try? state.apply(.attach(.upToDate))
                 metadata.superblock.flags.formUnion([.consistent, .wasUpToDate])
                 sendState()
+                startGenerationWithoutPeerDisk()
             }
         default:
             break
@@ -316,15 +439,18 @@ extension Engine {
                     // right is the operator's call.
                     log(.warning, "no resync, but \(metadata.bitmap.outOfSyncCount) blocks are marked out of sync here: run `repd invalidate-remote --reset-bitmap=no \(configuration.resource)` on the node whose data is right")
                 }
-                metadata.superblock.generation.clearBitmapUUID()
-                metadata.superblock.flags.remove(.crashedPrimary)
-                commitSuperblock()
+                if decision.rule != SyncDecider.noDiskRule {
+                    metadata.superblock.generation.clearBitmapUUID()
+                    metadata.superblock.flags.remove(.crashedPrimary)
+                    commitSuperblock()
+                }
             }
             becomePrimaryIfPending()
+            resumeSuspended()
         case .becomeSyncSource(let full), .becomeSyncTarget(let full):
             let source: Bool
             if case .becomeSyncSource = decision.strategy { source = true } else { source = false }
-            if !source && state.role == .primary && !checkRRConflict(decision.strategy) { return }
+            if !source && state.role == .primary && !afterAttach && !checkRRConflict(decision.strategy) { return }
             beginSync(source: source, full: full)
         case .splitBrain, .splitBrainUnresolvable:
             handleSplitBrain(decision, local: local, remote: remote, report: report, discardMyData: discardMyData)
@@ -334,6 +460,26 @@ extension Engine {
             link.message = "split brain: \(decision.explanation)"
             send(.error(reason: "unrelated data: \(decision.explanation)"))
             goStandAlone(reason: "split brain: \(decision.explanation)")
+        }
+    }
+
+    /// A Primary that attaches a disk keeps the data its applications see, the other node's: its
+    /// disk becomes SyncTarget (full, unless the generations already make it a bitmap SyncTarget,
+    /// or there is nothing to sync). Both nodes apply this to the same two reports, so they agree
+    /// (found by the simulator, seed 1584: the attached disk's stale data won a split brain).
+    static func attachedByPrimary(_ decision: SyncDecision, attacherIsLocal: Bool, attacherName: String, otherName: String) -> SyncDecision {
+        switch decision.strategy {
+        case .noSync: return decision
+        case .becomeSyncTarget where attacherIsLocal: return decision
+        case .becomeSyncSource where !attacherIsLocal: return decision
+        default:
+            var override = decision
+            override.strategy = attacherIsLocal ? .becomeSyncTarget(full: true) : .becomeSyncSource(full: true)
+            override.correctedLocal = nil
+            override.correctedPeer = nil
+            override.explanation = "\(attacherName) is Primary and attached a disk: its applications use \(otherName)'s data, "
+                + "so the new disk receives all of it (full resync; the generations alone said: \(decision))"
+            return override
         }
     }
 
@@ -357,9 +503,14 @@ extension Engine {
         if configuration.replication == .B && origin == .write {
             send(.receiveAck(sequence: write.sequence))
         }
-        guard !overflow, end <= configuration.usableSize, state.disk != .diskless,
+        guard !overflow, end <= configuration.usableSize, diskAttached,
               write.kind != .data || write.payload?.readableBytes == Int(write.length) else {
-            log(.error, "the peer sent a write the local disk cannot take (\(write.offset)+\(write.length)); refused")
+            if !diskAttached && !overflow && end <= configuration.usableSize {
+                // No disk here (it just went): the peer marks the blocks for our next attach.
+                log(.info, "no disk for the peer's write at \(write.offset)+\(write.length); the peer keeps it marked")
+            } else {
+                log(.error, "the peer sent a write the local disk cannot take (\(write.offset)+\(write.length)); refused")
+            }
             switch origin {
             case .resync: send(.syncAck(offset: write.offset, length: write.length, status: 28))
             case .write: send(.writeAck(sequence: write.sequence, status: 28))
@@ -391,14 +542,35 @@ extension Engine {
                 }
             }
         }
+        // A Diskless peer's write: this disk is the only copy. Its blocks are out of sync for the
+        // peer's next attach, and the activity log covers them until the bits are on disk.
+        let onlyCopy = origin == .write && !state.peerHasDisk
+        if onlyCopy { metadata.markOutOfSync(range) }
         let (id, mayStart) = tracker.admit(range, origin: .peer, peerDone: true)
         operations[id] = .peerApply(PeerApply(sequence: write.sequence, range: range, segments: segments, kind: write.kind, fua: write.fua,
-                                              noHole: write.noHole, payload: write.payload, origin: origin))
+                                              noHole: write.noHole, payload: write.payload, origin: origin, onlyCopy: onlyCopy))
         if mayStart { startPeerApply(id) }
     }
 
     mutating func startPeerApply(_ id: UInt64) {
-        guard case .peerApply(let apply)? = operations[id] else { return }
+        guard case .peerApply(var apply)? = operations[id] else { return }
+        guard diskAttached else {
+            return peerApplyFinished(id, apply, IOFailure(.io, "no disk"))
+        }
+        if apply.onlyCopy && apply.activityLogEpoch == nil {
+            if writes.generationPending {
+                // The new generation (the peer lost its disk) must be durable before its writes land.
+                writes.gatedApplies.append(id)
+                return
+            }
+            guard metadata.activityLog.begin(ActivityLog.extents(of: apply.range)) else {
+                metadata.activityLogWaitingApplies.append(id)
+                driveActivityLog()
+                return
+            }
+            apply.activityLogEpoch = metadata.activityLogEpoch
+            operations[id] = .peerApply(apply)
+        }
         let token = newToken()
         pending[token] = .tracked(id)
         emit(.writeLocal(token, LocalWrite(range: apply.range, segments: apply.segments, kind: apply.kind, fua: apply.fua,
@@ -407,11 +579,20 @@ extension Engine {
 
     mutating func peerApplyFinished(_ id: UInt64, _ apply: PeerApply, _ failure: IOFailure?) {
         operations[id] = nil
+        if apply.activityLogEpoch == metadata.activityLogEpoch {
+            metadata.activityLog.end(ActivityLog.extents(of: apply.range))
+            if metadata.activityLog.hasQueuedExtents { driveActivityLog() }
+        }
         if let failure {
-            log(.error, "writing the peer's data at \(apply.range.lowerBound)+\(apply.range.count): \(failure)")
+            let detaches = failureDetaches(failure)
+            if diskAttached { log(.error, "writing the peer's data at \(apply.range.lowerBound)+\(apply.range.count): \(failure)") }
             // The peer has data this disk may lack (or hold only in part).
             markOutOfSync(apply.range)
-            writes.localWriteFailed(apply.range)
+            if detaches {
+                localIOFailed(failure, operation: "write of the peer's data", offset: apply.range.lowerBound)
+            } else {
+                writes.localWriteFailed(apply.range)
+            }
         } else {
             for segment in apply.segments { writes.localWriteSucceeded(segment) }
         }
@@ -421,7 +602,7 @@ extension Engine {
             releaseAfterLocalDone(id)
             pulled(requestID, ok: ok)
         case .write, .resync:
-            if ok {
+            if ok && !apply.onlyCopy {
                 // The peer's data is on our disk: these blocks are in sync.
                 metadata.markInSync(apply.range)
                 if apply.origin == .resync { session?.resync?.doneBlocks += UInt64(apply.range.count) / Geometry.blockSize }
@@ -441,6 +622,10 @@ extension Engine {
     /// A flush (durability barrier) from the peer: sync once every write received before it is done.
     mutating func receiveFlush(sequence: UInt64) {
         guard let connection = session?.connection else { return }
+        guard diskAttached else {
+            // No disk: nothing of the peer's is here to make durable (it marks what we miss).
+            return send(.flushAck(sequence: sequence, status: 0))
+        }
         var waiting = Set<UInt64>()
         for (id, op) in operations { if case .peerApply = op { waiting.insert(id) } }
         if waiting.isEmpty {
@@ -459,6 +644,11 @@ extension Engine {
         for index in waits.indices { waits[index].waitingFor.remove(id) }
         while let first = waits.first, first.waitingFor.isEmpty {
             waits.removeFirst()
+            guard diskAttached else {
+                // The disk went: the peer marks what we miss.
+                send(.flushAck(sequence: first.sequence, status: 0))
+                continue
+            }
             let token = newToken()
             pending[token] = .peerFlushSync(sequence: first.sequence, connection: current.connection)
             emit(.syncLocal(token))
@@ -487,4 +677,8 @@ struct PeerApply: Sendable {
     let noHole: Bool
     let payload: ByteBuffer?
     let origin: Engine.PeerWriteOrigin
+    /// The peer has no disk: this is the only copy (marked out of sync, held in the activity log).
+    var onlyCopy = false
+    /// The activity log (of that disk) holds the write's extents.
+    var activityLogEpoch: Int? = nil
 }

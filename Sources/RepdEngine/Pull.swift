@@ -96,8 +96,10 @@ extension Engine {
 
     /// The source's answer: write it here (ordered like any peer write), then go on with the waiters.
     mutating func receiveDataReply(id: UInt64, status: UInt32, payload: ByteBuffer) {
+        if remoteRequests[id] != nil { return remoteReadReplied(id, status: status, payload: payload) }
         guard let request = pulls.requests[id] else {
-            log(.warning, "the peer answered a data request nobody made (\(id)); ignored")
+            // Pulls of a disk that was detached meanwhile are forgotten; anything else is the peer's mistake.
+            if diskAttached && diskFailure == nil { log(.warning, "the peer answered a data request nobody made (\(id)); ignored") }
             return
         }
         guard status == 0, payload.readableBytes == request.range.count else {
@@ -176,7 +178,7 @@ extension Engine {
         let range = offset..<end
         let (trackerID, mayStart) = tracker.admit(range, origin: .resync, peerDone: true)
         operations[trackerID] = .pullServe(requestID: id, range: range)
-        if session?.resync?.source == true {
+        if session?.resync?.source == true && state.peerHasDisk {
             // From now on the resync leaves these blocks to the pull: data it read before for them
             // (a digest comparison pending) is not sent.
             session!.resync!.transfers[trackerID] = ResyncTransfer(range: range, phase: .serving)
@@ -186,7 +188,8 @@ extension Engine {
     }
 
     mutating func startPullServe(_ id: UInt64) {
-        guard case .pullServe(_, let range)? = operations[id] else { return }
+        guard case .pullServe(let requestID, let range)? = operations[id] else { return }
+        guard diskAttached else { return pullServeDone(id, requestID: requestID, range: range, .failure(IOFailure(.io, "no disk"))) }
         let token = newToken()
         pending[token] = .tracked(id)
         emit(.readLocal(token, range: range, kind: .data))
@@ -199,7 +202,9 @@ extension Engine {
             // older copy could overtake the target's own writes to them), and once durable there
             // they are synced.
             let threshold = session?.nextSequence ?? 0
-            if session?.resync?.transfers[id] != nil {
+            if !state.peerHasDisk {
+                // A Diskless peer's read: nothing lands on a disk there.
+            } else if session?.resync?.transfers[id] != nil {
                 session!.resync!.transfers[id]!.phase = .acknowledged(threshold: threshold)
                 session!.resync!.awaitingDurabilityBytes += range.count
             } else {

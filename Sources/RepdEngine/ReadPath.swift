@@ -6,6 +6,10 @@ import RepdCore
 extension Engine {
     mutating func clientRead(_ id: ClientRequestID, offset: UInt64, length: UInt32, kind: ClientReadKind) {
         if shuttingDown { return emit(.complete(id, .failed(.shutdown, "the resource is going down"))) }
+        if kind != .cache && !state.servesReads && suspendsWithoutData && !state.hasDisk {
+            // No data anywhere (on-no-data-accessible suspend-io): the read waits for it.
+            return suspended.append(.read(id, offset: offset, length: length, kind: kind))
+        }
         if kind != .cache && !state.servesReads {
             return emit(.complete(id, .failed(.io, "\(configuration.resource) has no readable data on \(configuration.node) (disk \(state.disk.rawValue))")))
         }
@@ -19,6 +23,14 @@ extension Engine {
         }
         inFlight += 1
         counters.applicationRequests &+= 1
+        if !state.hasDisk {
+            guard state.servedByPeer else {
+                inFlight -= 1
+                if kind == .cache { return emit(.complete(id, .done)) }
+                return emit(.complete(id, .failed(.io, "\(configuration.resource) has no disk on \(configuration.node), and \(peerName) is not a connected UpToDate disk")))
+            }
+            return readThroughPeer(id, kind: kind, range: range)
+        }
         if kind == .read, needsPull(range) {
             // Not resynced yet: the blocks come from the peer first.
             return pull(range, waiter: .read(id, kind, range))
@@ -33,6 +45,10 @@ extension Engine {
 
     /// Serves a read from the local disk (the caller counted it in flight).
     mutating func readFromDisk(_ id: ClientRequestID, kind: ClientReadKind, range: Range<UInt64>) {
+        guard state.hasDisk else {
+            inFlight -= 1
+            return clientRead(id, offset: range.lowerBound, length: UInt32(range.count), kind: kind)
+        }
         let token = newToken()
         pending[token] = .clientRead(id, kind, range)
         let local: LocalReadKind
@@ -45,11 +61,27 @@ extension Engine {
     }
 
     mutating func readDone(_ token: IOToken, _ result: Result<ReadOutcome, IOFailure>) {
-        switch pending.removeValue(forKey: token) {
-        case .clientRead(let id, let kind, let range)?:
+        guard let io = pending.removeValue(forKey: token) else { return }
+        if !issuedAt.isEmpty { issuedAt[token] = nil }
+        readFinished(io, result)
+    }
+
+    mutating func readFinished(_ io: PendingIO, _ result: Result<ReadOutcome, IOFailure>) {
+        if case .failure(let failure) = result, diskAttached, failureDetaches(failure) {
+            // The disk goes (on-io-error detach); a client's read is served again, through the peer.
+            let (operation, offset) = readDescription(io)
+            if case .clientRead(_, _, let range) = io { metadata.markOutOfSync(range) }
+            localIOFailed(failure, operation: operation, offset: offset)
+            if case .clientRead(let id, let kind, let range) = io {
+                inFlight -= 1
+                return clientRead(id, offset: range.lowerBound, length: UInt32(range.count), kind: kind)
+            }
+        }
+        switch io {
+        case .clientRead(let id, let kind, let range):
             inFlight -= 1
             clientReadDone(id, kind: kind, range: range, result)
-        case .tracked(let id)?:
+        case .tracked(let id):
             switch operations[id] {
             case .resyncRead(let range)?: resyncReadDone(id, range: range, result)
             case .verifyRead(let range)?: verifyReadDone(id, range: range, result)
@@ -59,6 +91,21 @@ extension Engine {
             }
         default:
             break
+        }
+    }
+
+    func readDescription(_ io: PendingIO) -> (String, UInt64?) {
+        switch io {
+        case .clientRead(_, _, let range): return ("read", range.lowerBound)
+        case .tracked(let id):
+            switch operations[id] {
+            case .resyncRead(let range)?: return ("resync read", range.lowerBound)
+            case .verifyRead(let range)?: return ("verify read", range.lowerBound)
+            case .digestJob(let range, _)?: return ("digest read", range.lowerBound)
+            case .pullServe(_, let range)?: return ("read for the peer", range.lowerBound)
+            default: return ("read", nil)
+            }
+        default: return ("read", nil)
         }
     }
 

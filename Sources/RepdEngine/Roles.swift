@@ -37,6 +37,8 @@ extension Engine {
         case .newCurrentUUID(let clearBitmap): newCurrentGeneration(id, clearBitmap: clearBitmap)
         case .connect(let discardMyData, let dryRun): operatorConnect(id, discardMyData: discardMyData, dryRun: dryRun)
         case .disconnect: operatorDisconnect(id)
+        case .detach: operatorDetach(id)
+        case .resumeIO: operatorResumeIO(id)
         }
     }
 
@@ -97,6 +99,7 @@ extension Engine {
     mutating func roleChangeProgress() {
         guard let change = roleChange, change.isDemotion, case .draining = change.phase, writes.pendingWrites == 0 else { return }
         roleChange!.phase = .syncing
+        guard state.hasDisk else { return demotionSynced(nil) }
         let token = newToken()
         pending[token] = .demotionSync
         emit(.syncLocal(token))
@@ -146,11 +149,20 @@ extension Engine {
                 writes.generationPending = true
                 commitSuperblock(then: .generationGate)
             }
+            if !diskAttached, let report = session?.report {
+                effectiveData = report.generation.currentIgnoringRole
+                if force, let lost = diskFailure?.dataGeneration, !report.generation.includes(lost) {
+                    // The operator goes on with the peer's data: the detached disk's newer data is given up.
+                    log(.warning, "primary --force: going on with \(peerName)'s data; the detached disk's newer data (generation \(hex(lost))) is given up")
+                    diskFailure?.dataGeneration = nil
+                }
+            }
             emit(.roleChanged(.primary))
             stateChanged()
             answerRoleChange(change.command, true, "Primary")
         case .demotion:
             _ = try? state.apply(.demote)
+            effectiveData = nil
             log(.info, "role Secondary")
             emit(.roleChanged(.secondary))
             stateChanged()
@@ -175,7 +187,7 @@ extension Engine {
     mutating func stateChanged() {
         guard let current = session, let report = current.report else { return }
         sendState()
-        if current.resync == nil && state.replication == .established
+        if current.resync == nil && state.replication == .established && current.decision?.strategy == .bothInconsistent
             && (state.disk == .inconsistent || report.disk == .inconsistent) {
             decideSync()
         }
@@ -215,6 +227,10 @@ extension Engine {
         guard sourceDisk == .upToDate else {
             return reply(id, false, "\(verb): the \(localIsSource ? "local" : "peer's") disk is \(sourceDisk.rawValue); only UpToDate data can be the sync source")
         }
+        let targetHasDisk = localIsSource ? state.peerHasDisk : state.hasDisk
+        guard targetHasDisk else {
+            return reply(id, false, "\(verb): the \(localIsSource ? "peer" : "local node") has no disk to resync (\(localIsSource ? state.peerDisk.rawValue : state.disk.rawValue))")
+        }
         let targetRole = localIsSource ? state.peerRole : state.role
         if targetRole == .primary {
             return reply(id, false, "\(verb): the \(localIsSource ? "peer" : "local node") is Primary; make it Secondary first (a Primary's data cannot be overwritten under its users)")
@@ -232,6 +248,7 @@ extension Engine {
     var handshakeInProgress: Bool { session != nil && session?.decision == nil }
 
     mutating func newCurrentGeneration(_ id: CommandID, clearBitmap: Bool) {
+        guard diskAttached else { return reply(id, false, "new-current-uuid: no disk is attached (its metadata holds the generations)") }
         guard !handshakeInProgress else {
             return reply(id, false, "the connection to \(peerName) is being established; try again in a moment")
         }

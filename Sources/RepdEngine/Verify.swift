@@ -67,6 +67,15 @@ extension Engine {
     mutating func receiveVerifyNotice(running: Bool, blocks reported: UInt64) {
         let blocks = min(reported, configuration.usableSize / Geometry.blockSize)
         if running {
+            if let mine = session?.verify, mine.source {
+                // Both nodes started a verify at once: the node that resolves conflicts keeps its
+                // own, the other yields (found by the simulator, seed 5460: both became VerifyT).
+                if session!.localResolves {
+                    return log(.info, "the peer started an online verify too; this node resolves conflicts and keeps its own")
+                }
+                log(.info, "the peer started an online verify too and resolves conflicts: this node's verify yields to the peer's")
+                for id in mine.requests.keys.sorted() { tracker.markPeerDone(id) }
+            }
             session?.verify = VerifyState(source: false, algorithm: "", totalBlocks: blocks, startedAt: now)
             state.replication = .verifyTarget
             log(.info, "the peer started an online verify")
@@ -187,6 +196,7 @@ extension Engine {
 
     mutating func startDigestJob(_ id: UInt64) {
         guard case .digestJob(let range, let algorithm)? = operations[id] else { return }
+        guard diskAttached else { return digestJobDone(id, range: range, .failure(IOFailure(.io, "no disk"))) }
         let token = newToken()
         pending[token] = .tracked(id)
         emit(.readLocal(token, range: range, kind: .digests(algorithm: algorithm)))

@@ -28,6 +28,13 @@ struct LocalWriteOperation: Sendable {
     /// so that a crash of this node before then resyncs them.
     var awaitingConfirmation = false
     var completed = false
+    /// No local copy: the node has no disk, or its local write failed and on-io-error detached the
+    /// disk. The write stands or falls with the peer's copy (whatever the protocol).
+    var localMissing = false
+    /// The peer reported its write failed.
+    var peerFailed = false
+    /// The activity log (of the disk with this number) holds the write's extents.
+    var activityLogEpoch: Int?
 }
 
 /// A client flush: the local sync and, when replicating, the peer's flush.
@@ -36,12 +43,16 @@ struct FlushOperation: Sendable {
     var localDone = false
     var peerDone: Bool
     var failure: IOFailure?
+    /// The peer flushes too (a replicated flush).
+    var peerPart = false
 }
 
 /// The application write path's own state.
 public struct WritePath: Sendable {
     /// Writes held until a new data generation is durable (after the peer was lost).
     var gated: [PendingWrite] = []
+    /// A Diskless peer's writes (tracker ids) held the same way.
+    var gatedApplies: [UInt64] = []
     var generationPending = false
     var flushes: [UInt64: FlushOperation] = [:]
     var nextFlushID: UInt64 = 1
@@ -94,6 +105,10 @@ extension Engine {
         if extents.count > maximumExtentsPerWrite && write.range.upperBound <= exportSize {
             return splitWrite(id, write)
         }
+        if state.role == .primary && !state.acceptsWrites && roleChange?.isDemotion != true && suspendsWithoutData {
+            // No data anywhere (on-no-data-accessible suspend-io): the write waits for it.
+            return suspended.append(.write(id, write))
+        }
         if !state.acceptsWrites || roleChange?.isDemotion == true {
             let why = roleChange?.isDemotion == true ? "is becoming Secondary" : "is \(state.role.rawValue) with disk \(state.disk.rawValue)"
             return completeWrite(id, .failed(.permission, "\(configuration.resource) \(why) on \(configuration.node): writes need a Primary with an UpToDate disk"))
@@ -105,6 +120,11 @@ extension Engine {
         counters.applicationRequests &+= 1
         writes.pendingWrites += 1
         let request = PendingWrite(id: id, write: write)
+        if !state.hasDisk {
+            // No disk (or one still negotiating its attach): straight to the peer, no activity
+            // log, no generation to wait for.
+            return admitLocalWrite(request)
+        }
         if needsPull(write.range) {
             // Blocks not resynced yet are pulled first, so that the write lands on current data.
             pull(write.range, waiter: .write(request))
@@ -116,6 +136,7 @@ extension Engine {
     /// Waits for a new generation to be durable, then records the write's extents in the activity
     /// log (waiting for the transaction if needed), then admits it.
     mutating func startAdmittedWrite(_ request: PendingWrite) {
+        if !state.hasDisk { return admitLocalWrite(request) }
         if writes.generationPending {
             writes.gated.append(request)
             return
@@ -131,15 +152,32 @@ extension Engine {
     /// Orders the write against overlapping ones and starts it when nothing earlier overlaps.
     mutating func admitLocalWrite(_ request: PendingWrite) {
         let replicate = replicating
+        if !state.hasDisk {
+            guard replicate && state.peerDisk == .upToDate else {
+                return failPendingWrite(request, .io, "\(configuration.resource) on \(configuration.node) has no disk, and \(peerName) is not a connected UpToDate disk: no disk can take the write")
+            }
+            if diskAttached {
+                // Attached and not negotiated yet: this disk misses the write.
+                metadata.markOutOfSync(request.write.range)
+            }
+            let (id, mayStart) = tracker.admit(request.write.range, origin: .local, peerDone: false)
+            var op = LocalWriteOperation(client: request.id, write: request.write, replicated: true, startedAt: now, peerDone: false)
+            op.localMissing = true
+            operations[id] = .localWrite(op)
+            if mayStart { startLocalWrite(id) }
+            return
+        }
         if state.disk != .upToDate && !replicate {
             // It waited (activity log, pulled blocks) and meanwhile the UpToDate peer went away: this
             // Inconsistent disk alone must not take it.
+            metadata.activityLog.end(ActivityLog.extents(of: request.write.range))
             return failPendingWrite(request, .io, "\(configuration.resource) on \(configuration.node): the UpToDate peer was lost and this disk is \(state.disk.rawValue)")
         }
         crossResyncTransfers(request.write.range)
         let (id, mayStart) = tracker.admit(request.write.range, origin: .local, peerDone: !replicate)
-        operations[id] = .localWrite(LocalWriteOperation(client: request.id, write: request.write, replicated: replicate,
-                                                         startedAt: now, peerDone: !replicate))
+        var op = LocalWriteOperation(client: request.id, write: request.write, replicated: replicate, startedAt: now, peerDone: !replicate)
+        op.activityLogEpoch = metadata.activityLogEpoch
+        operations[id] = .localWrite(op)
         if !replicate {
             // The peer misses this write: its blocks go to the next resync.
             markOutOfSync(request.write.range)
@@ -203,6 +241,10 @@ extension Engine {
         writes.generationPending = false
         let held = writes.gated
         writes.gated.removeAll()
+        let applies = writes.gatedApplies
+        writes.gatedApplies.removeAll()
+        // A failed write detached the disk; the peer's writes then get a failed acknowledgement.
+        for id in applies { startPeerApply(id) }
         for request in held {
             if let failure {
                 failPendingWrite(request, .io, "the new data generation could not be recorded: \(failure)")
@@ -239,6 +281,14 @@ extension Engine {
             markOutOfSync(op.write.range)
             tracker.markPeerDone(id)
         }
+        if !state.hasDisk || op.localMissing {
+            // No disk (any more): the peer's copy is the only one.
+            op.localMissing = true
+            op.localDone = true
+            operations[id] = .localWrite(op)
+            releaseAfterLocalDone(id)
+            return completeIfDone(id)
+        }
         operations[id] = .localWrite(op)
         let token = newToken()
         pending[token] = .tracked(id)
@@ -248,19 +298,32 @@ extension Engine {
     }
 
     mutating func writeDone(_ token: IOToken, _ failure: IOFailure?) {
-        guard case .tracked(let id)? = pending.removeValue(forKey: token) else { return }
+        guard let io = pending.removeValue(forKey: token) else { return }
+        if !issuedAt.isEmpty { issuedAt[token] = nil }
+        writeFinished(io, failure)
+    }
+
+    mutating func writeFinished(_ io: PendingIO, _ failure: IOFailure?) {
+        guard case .tracked(let id) = io else { return }
         switch operations[id] {
         case .localWrite(var op)?:
             op.localDone = true
-            op.localError = failure
-            if failure != nil {
+            if let failure {
                 // The peer may have the write and this disk not (or only part of it): the replicas differ here.
+                let detaches = failureDetaches(failure)
                 markOutOfSync(op.write.range)
-                writes.localWriteFailed(op.write.range)
+                if detaches {
+                    op.localMissing = true
+                } else {
+                    op.localError = failure
+                    writes.localWriteFailed(op.write.range)
+                }
+                operations[id] = .localWrite(op)
+                if detaches { localIOFailed(failure, operation: "write", offset: op.write.range.lowerBound) }
             } else {
                 writes.localWriteSucceeded(op.write.range)
+                operations[id] = .localWrite(op)
             }
-            operations[id] = .localWrite(op)
             releaseAfterLocalDone(id)
             completeIfDone(id)
         case .peerApply(let apply)?:
@@ -304,10 +367,14 @@ extension Engine {
         if status != 0 {
             log(.error, "the peer failed to write \(op.write.range.lowerBound)+\(op.write.range.count) (error \(status)); marked out of sync")
             markOutOfSync(op.write.range)
+            op.peerFailed = true
+            operations[id] = .localWrite(op)
+        } else if op.localMissing {
+            // Only the peer has it: nothing here waits for its durability (a flush asks for it).
         } else {
             // On the peer's disk, not yet known to be durable there: until a barrier says so, the
             // blocks go out of sync if the link breaks.
-            session?.awaitDurability(op.write.range, threshold: sequence + 1, write: id)
+            session?.awaitDurability(op.write.range, threshold: sequence + 1, write: id, activityLogEpoch: op.activityLogEpoch)
             op.awaitingConfirmation = true
             operations[id] = .localWrite(op)
             if session?.resync != nil && op.localError == nil {
@@ -324,13 +391,19 @@ extension Engine {
     /// both disks are done.
     mutating func completeIfDone(_ id: UInt64) {
         guard case .localWrite(var op)? = operations[id], op.localDone else { return }
-        let peerCondition = configuration.replication == .C ? op.peerDone : (op.peerDone || op.peerReceived)
+        let peerCondition = configuration.replication == .C || op.localMissing ? op.peerDone : (op.peerDone || op.peerReceived)
         if !op.completed && peerCondition {
             op.completed = true
             inFlight -= 1
             writes.pendingWrites -= 1
             if let error = op.localError {
                 completeWrite(op.client, .failed(clientError(error), error.message))
+            } else if op.localMissing && (!op.replicated || op.peerLost || op.peerFailed || state.peerDisk != .upToDate) {
+                // Only an UpToDate peer's copy counts: an Inconsistent one (a SyncTarget) is
+                // overwritten by the resync once this disk is back (found by the simulator, seed 1438).
+                let why = !op.replicated ? "the peer was not connected" : op.peerLost ? "the connection to \(peerName) was lost before it confirmed the write"
+                    : op.peerFailed ? "\(peerName) could not write it" : "\(peerName)'s disk is \(state.peerDisk.rawValue), not UpToDate"
+                completeWrite(op.client, .failed(.io, "\(configuration.resource) on \(configuration.node): the local disk does not have this write (\(diskAttached ? "it failed" : "no disk")), and \(why)"))
             } else if op.peerLost && state.disk != .upToDate {
                 // Only an Inconsistent disk (a SyncTarget) has it: the resync would overwrite it.
                 completeWrite(op.client, .failed(.io, "\(configuration.resource): the connection to the UpToDate peer was lost before it had this write, and this disk is \(state.disk.rawValue)"))
@@ -341,7 +414,7 @@ extension Engine {
         }
         if op.completed && op.peerDone {
             operations[id] = nil
-            if !op.awaitingConfirmation {
+            if !op.awaitingConfirmation && op.activityLogEpoch == metadata.activityLogEpoch {
                 metadata.activityLog.end(ActivityLog.extents(of: op.write.range))
                 if metadata.activityLog.hasQueuedExtents { driveActivityLog() }
             }
@@ -373,7 +446,10 @@ extension Engine {
 
     mutating func clientFlush(_ id: ClientRequestID) {
         if shuttingDown { return emit(.complete(id, .failed(.shutdown, "the resource is going down"))) }
-        if state.disk <= .inconsistent && !state.readsThroughPeer {
+        if !state.hasDisk && !state.servedByPeer && suspendsWithoutData {
+            return suspended.append(.flush(id))
+        }
+        if state.disk <= .inconsistent && !state.readsThroughPeer && !state.servedByPeer {
             // No good data here, and no peer that has it: nothing can be made durable.
             return emit(.complete(id, .failed(.io, "\(configuration.resource) has no UpToDate data on \(configuration.node) (disk \(state.disk.rawValue), peer \(state.connection.rawValue))")))
         }
@@ -381,11 +457,16 @@ extension Engine {
         let flushID = writes.nextFlushID
         writes.nextFlushID += 1
         let peer = replicating && session != nil
-        writes.flushes[flushID] = FlushOperation(client: id, peerDone: !peer)
+        writes.flushes[flushID] = FlushOperation(client: id, peerDone: !peer, peerPart: peer)
         if peer {
             // The peer's flush doubles as a durability barrier for the writes acknowledged so far.
             let sequence = session!.sendBarrier(forFlush: flushID)
             send(.flush(sequence: sequence))
+        }
+        guard state.hasDisk else {
+            // No disk: the peer's flush is the whole of it.
+            writes.flushes[flushID]!.localDone = true
+            return completeFlushIfDone(flushID)
         }
         let token = newToken()
         pending[token] = .clientFlushSync(flushID)
@@ -393,15 +474,29 @@ extension Engine {
     }
 
     mutating func syncDone(_ token: IOToken, _ failure: IOFailure?) {
-        switch pending.removeValue(forKey: token) {
-        case .clientFlushSync(let flushID)?:
+        guard let io = pending.removeValue(forKey: token) else { return }
+        if !issuedAt.isEmpty { issuedAt[token] = nil }
+        syncFinished(io, failure)
+    }
+
+    mutating func syncFinished(_ io: PendingIO, _ failure: IOFailure?) {
+        // A failed sync is a failed disk (on-io-error detach): what it was for is settled without it.
+        let detaches = failure.map(failureDetaches) ?? false
+        if let failure, detaches { localIOFailed(failure, operation: "sync", offset: nil) }
+        switch io {
+        case .clientFlushSync(let flushID):
             writes.flushes[flushID]?.localDone = true
-            if let failure { writes.flushes[flushID]?.failure = failure }
+            if let failure {
+                if !detaches || writes.flushes[flushID]?.peerPart != true {
+                    writes.flushes[flushID]?.failure = failure
+                }
+            }
             completeFlushIfDone(flushID)
-        case .peerFlushSync(let sequence, let connection)?:
-            emit(.send(connection, .flushAck(sequence: sequence, status: failure == nil ? 0 : 5)))
-        case .demotionSync?:
-            demotionSynced(failure)
+        case .peerFlushSync(let sequence, let connection):
+            // Detached: the peer knows (our state went first) and marks what we miss.
+            emit(.send(connection, .flushAck(sequence: sequence, status: failure == nil || detaches ? 0 : 5)))
+        case .demotionSync:
+            demotionSynced(detaches ? nil : failure)
         default:
             break
         }
@@ -422,7 +517,9 @@ extension Engine {
     /// peer had before the barrier is durable there.
     mutating func receiveFlushAck(sequence: UInt64, status: UInt32) {
         guard let barrier = session?.barrierAcknowledged(sequence) else { return }
-        if status != 0 {
+        if status != 0 && !state.peerHasDisk {
+            // The peer's disk went: what it acknowledged is marked out of sync already.
+        } else if status != 0 {
             log(.error, "the peer could not make its disk durable (error \(status)); the link is dropped")
             if let connection = session?.connection {
                 emit(.dropConnection(connection, reason: "the peer failed a flush"))
@@ -448,7 +545,7 @@ extension Engine {
         if case .localWrite(var op)? = operations[id] {
             op.awaitingConfirmation = false
             operations[id] = .localWrite(op)
-        } else {
+        } else if entry.activityLogEpoch == metadata.activityLogEpoch {
             metadata.activityLog.end(ActivityLog.extents(of: entry.range))
             if metadata.activityLog.hasQueuedExtents { driveActivityLog() }
         }

@@ -25,6 +25,12 @@ public enum StepAction: Sendable, Hashable, CustomStringConvertible {
     case diskErrors(SimNode, firstBlock: Int, blocks: Int, seconds: Int)
     case disconnect(SimNode)
     case connect(SimNode)
+    /// The operator detaches the node's disk (`repd detach`).
+    case detach(SimNode)
+    /// The operator attaches the node's disk again, or a new empty one (`create-md`, `repd attach`).
+    case attach(SimNode, fresh: Bool)
+    /// The node's disk answers nothing for `seconds` (disk-timeout detaches it, if configured).
+    case diskStall(SimNode, seconds: Int)
     case verify(SimNode)
     case invalidate(SimNode)
     case invalidateRemote(SimNode)
@@ -39,6 +45,9 @@ public enum StepAction: Sendable, Hashable, CustomStringConvertible {
         case .partition(let s): "link cut for \(s) s"
         case .stall(let s): "link stalled for \(s) s"
         case .diskErrors(let n, let first, let count, let s): "I/O errors on \(n)'s disk, blocks \(first)..<\(first + count), for \(s) s"
+        case .detach(let n): "detach on \(n)"
+        case .attach(let n, let fresh): "attach on \(n)\(fresh ? " (a new disk)" : "")"
+        case .diskStall(let n, let s): "\(n)'s disk stops answering for \(s) s"
         case .disconnect(let n): "disconnect on \(n)"
         case .connect(let n): "connect on \(n)"
         case .verify(let n): "verify on \(n)"
@@ -73,6 +82,8 @@ public struct Scenario: Sendable, CustomStringConvertible {
     public var resyncRate = 400 << 20
     /// How often the lazy bitmap writer runs (milliseconds).
     public var bitmapFlushMilliseconds = 2000
+    /// `disk-timeout` in milliseconds (0: none).
+    public var diskTimeoutMilliseconds = 0
     public var steps: [ScheduleStep]
 
     public var description: String {
@@ -80,15 +91,14 @@ public struct Scenario: Sendable, CustomStringConvertible {
             + (allowTwoPrimaries ? ", allow-two-primaries" : "") + (csums ? ", csums-alg crc32c" : "")
             + (internalMetadata ? ", internal metadata" : ", external metadata")
             + ", after-sb \(policies.afterSB0Pri)/\(policies.afterSB1Pri.rawValue)/\(policies.afterSB2Pri.rawValue)"
-            + ", resync \(resyncRate >> 20) MiB/s, bitmap written every \(bitmapFlushMilliseconds) ms"]
+            + ", resync \(resyncRate >> 20) MiB/s, bitmap written every \(bitmapFlushMilliseconds) ms"
+            + (diskTimeoutMilliseconds > 0 ? ", disk-timeout \(diskTimeoutMilliseconds) ms" : "")]
         lines += steps.map { "  \($0)" }
         return lines.joined(separator: "\n")
     }
 
     /// A schedule of mixed faults from a seed: a first Primary, application I/O, and at random
     /// times crashes, link cuts, stalls, disk errors, role changes and operator commands.
-    /// Whether schedules include disk errors (`on-io-error detach` makes them safe).
-    public static let diskErrors = false
 
     public static func generate(seed: UInt64, seconds: Int = 30) -> Scenario {
         var random = SplitMix64(seed: seed &* 0x9E37_79B9 &+ 1)
@@ -106,8 +116,7 @@ public struct Scenario: Sendable, CustomStringConvertible {
                                           afterSB2Pri: .disconnect, alwaysASBP: false)
         }
         var steps: [ScheduleStep] = []
-        // With on-io-error pass_on, a failed write leaves the replicas different in blocks whose right
-        // copy only the operator knows; the disk of one node fails, so the operator knows.
+        // One node's disk fails in a schedule (on-io-error detach): the operator knows which.
         let failingDisk: SimNode = chance(50) ? .alpha : .beta
         var t = 300 + pick(400)
         steps.append(ScheduleStep(atMilliseconds: t, action: .promote(.alpha, force: true)))
@@ -121,11 +130,11 @@ public struct Scenario: Sendable, CustomStringConvertible {
             case 30..<40: action = .crash(node, downSeconds: 1 + pick(5))
             case 40..<52: action = .partition(seconds: 1 + pick(8))
             case 52..<56: action = .stall(seconds: 1 + pick(3))
-            case 56..<62:
-                // Disk errors only with a policy that keeps the data safe: with on-io-error pass_on
-                // (DRBD's "no guarantee") a failed write can leave either copy the stale one.
-                guard diskErrors else { continue }
+            case 56..<59:
                 action = .diskErrors(failingDisk, firstBlock: pick(blockCount - 64), blocks: 1 + pick(64), seconds: 1 + pick(4))
+            case 59: action = .detach(node)
+            case 60: action = .attach(node, fresh: chance(30))
+            case 61: action = .diskStall(failingDisk, seconds: 1 + pick(4))
             case 62..<70: action = .promote(node, force: false)
             case 70..<76: action = .demote(node)
             case 76..<80: action = .disconnect(node)
@@ -142,6 +151,7 @@ public struct Scenario: Sendable, CustomStringConvertible {
                                 policies: policies, steps: steps)
         scenario.resyncRate = [400 << 20, 400 << 20, 24 << 20, 6 << 20][pick(4)]
         scenario.bitmapFlushMilliseconds = [2000, 300][pick(2)]
+        scenario.diskTimeoutMilliseconds = [0, 0, 1500][pick(3)]
         return scenario
     }
 }

@@ -44,24 +44,27 @@ extension Simulation {
     /// resolution discards loses its writes since the split, legitimately.
     func checkDecision(_ index: Int) {
         guard let session = nodes[index].engine?.session, let decision = session.decision else { return }
-        guard !checkedDecisions.contains(session.connection) || !discardedOn.contains(session.connection) else { return }
+        // A node without a disk decides nothing about data: its attach later decides (on the same connection).
+        guard decision.rule != SyncDecider.noDiskRule else { return }
+        let key = session.connection << 16 | session.decisionCount
+        guard !checkedDecisions.contains(key) || !discardedOn.contains(key) else { return }
         let node = nodes[index].node
         let splitBrain: Bool
         switch decision.strategy {
         case .splitBrain, .splitBrainUnresolvable, .unrelatedData: splitBrain = true
         default: splitBrain = false
         }
-        if !checkedDecisions.contains(session.connection) {
-            checkedDecisions.insert(session.connection)
+        if !checkedDecisions.contains(key) {
+            checkedDecisions.insert(key)
             if wroteApart[0] && wroteApart[1] && !splitBrain {
                 violate("split brain reported", "both nodes wrote while apart, but \(node) decided \(decision)")
             }
             // This decision accounts for what either side wrote apart so far.
             wroteApart = [false, false]
         }
-        if splitBrain, !discardedOn.contains(session.connection),
+        if splitBrain, !discardedOn.contains(key),
            [.syncTarget, .pausedSyncTarget].contains(nodes[index].engine!.state.replication) {
-            discardedOn.insert(session.connection)
+            discardedOn.insert(key)
             note("split brain resolved: \(node)'s changes since t=\(milliseconds(lastInSync)) ms are discarded")
             ledger.discarded(node: node, since: lastInSync)
             wroteApart[node.rawValue] = false
@@ -77,6 +80,7 @@ extension Simulation {
         network.stalledUntil = 0
         for node in SimNode.allCases {
             nodes[node.rawValue].disk.failing = nil
+            nodes[node.rawValue].stalledUntil = min(nodes[node.rawValue].stalledUntil, now)
             nodes[node.rawValue].workloadUntil = 0
             if nodes[node.rawValue].engine == nil { boot(node) }
             if nodes[node.rawValue].engine?.link.userPausedSync == true { command(.resumeSync, on: node) }
@@ -97,17 +101,28 @@ extension Simulation {
         queue.push(at: now + 500_000_000, .heal)
         guard let a = nodes[0].engine, let b = nodes[1].engine else { return }
         let connected = a.state.connection == .connected && b.state.connection == .connected
+        for node in SimNode.allCases {
+            // A node without its disk gets it back (or a new one when it had failed).
+            guard let engine = nodes[node.rawValue].engine, !engine.diskAttached, nodes[node.rawValue].attachCommand == nil else { continue }
+            if engine.state.role == .primary && !engine.state.servedByPeer {
+                command(.secondary, on: node)
+            } else {
+                attach(node, fresh: nodes[node.rawValue].failedRecord != nil && pick(3) == 0)
+            }
+        }
         if nodes[0].standAlone || nodes[1].standAlone {
             if a.link.splitBrain != nil || b.link.splitBrain != nil {
                 // Resolve as DRBD's guide says: beta's changes go.
-                if b.state.role == .primary { command(.secondary, on: .beta) }
-                if a.state.role == .secondary && b.state.role == .secondary && a.state.disk >= .outdated { command(.primary(force: false), on: .alpha) }
-                if b.state.role == .secondary {
-                    note("operator: beta's changes are discarded")
-                    ledger.discarded(node: .beta, since: lastInSync)
-                    wroteApart[SimNode.beta.rawValue] = false
-                    command(.connect(discardMyData: true, dryRun: false), on: .beta)
-                    command(.connect(discardMyData: false, dryRun: false), on: .alpha)
+                let victim = SimNode.beta, keeper = victim.other
+                let v = nodes[victim.rawValue].engine!, k = nodes[keeper.rawValue].engine!
+                if v.state.role == .primary { command(.secondary, on: victim) }
+                if k.state.role == .secondary && v.state.role == .secondary && k.state.disk >= .outdated { command(.primary(force: false), on: keeper) }
+                if v.state.role == .secondary {
+                    note("operator: \(victim)'s changes are discarded")
+                    ledger.discarded(node: victim, since: lastInSync)
+                    wroteApart[victim.rawValue] = false
+                    command(.connect(discardMyData: true, dryRun: false), on: victim)
+                    command(.connect(discardMyData: false, dryRun: false), on: keeper)
                 }
             } else {
                 for node in SimNode.allCases where nodes[node.rawValue].standAlone { command(.connect(discardMyData: false, dryRun: false), on: node) }

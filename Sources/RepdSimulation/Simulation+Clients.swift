@@ -30,6 +30,10 @@ extension Simulation {
         case .diskErrors(let node, let first, let count, let seconds):
             nodes[node.rawValue].disk.failing = first..<min(scenario.blockCount, first + count)
             queue.push(at: now + UInt64(seconds) * 1_000_000_000, .endDiskErrors(node))
+        case .detach(let node): command(.detach, on: node)
+        case .attach(let node, let fresh): attach(node, fresh: fresh)
+        case .diskStall(let node, let seconds):
+            nodes[node.rawValue].stalledUntil = max(nodes[node.rawValue].stalledUntil, now + UInt64(seconds) * 1_000_000_000)
         case .disconnect(let node): command(.disconnect, on: node)
         case .connect(let node): command(.connect(discardMyData: false, dryRun: false), on: node)
         case .verify(let node): command(.verify, on: node)
@@ -79,7 +83,7 @@ extension Simulation {
         let range = UInt64(first) * Geometry.blockSize..<UInt64(first + blocks) * Geometry.blockSize
         if roll < 75 {
             // A read is checked when the node's data is current (UpToDate, or read through the peer).
-            let checked = engine.state.disk == .upToDate || engine.state.readsThroughPeer
+            let checked = engine.state.disk == .upToDate || engine.state.readsThroughPeer || engine.state.servedByPeer
             nodes[node.rawValue].requests[id] = .read(range: range, issuedAt: now, checked: checked)
             deliver(.clientRead(id, offset: range.lowerBound, length: UInt32(range.count), kind: .read), to: node, incarnation: incarnation)
             return

@@ -23,6 +23,16 @@ struct NodeRuntime {
     var requests: [ClientRequestID: ClientRequest] = [:]
     /// Blocks with a write of this node's application in flight (a file system never overlaps its own).
     var busyBlocks = Set<Int>()
+    /// The engine let go of the disk: any I/O it issues to it is a bug.
+    var detached = false
+    /// The daemon's record that keeps a failed disk out of use: the next start is Diskless.
+    var failedRecord: DiskFailure?
+    /// The last detach after a read error could not record its bitmap: the next attach resyncs all.
+    var farewellLost = false
+    /// The disk answers nothing until then (a stuck disk).
+    var stalledUntil: UInt64 = 0
+    /// The `repd attach` command waiting for its answer.
+    var attachCommand: CommandID?
 
     init(node: SimNode, blockCount: Int, superblock: Superblock, pageCount: Int) {
         self.node = node
@@ -58,8 +68,16 @@ extension Simulation {
     func boot(_ node: SimNode) {
         var runtime = nodes[node.rawValue]
         let (superblock, bitmap, replay) = runtime.metadata.load(blockCount: scenario.blockCount)
-        var engine = Engine(configuration: configuration(for: node), superblock: superblock, bitmap: bitmap,
+        var engine: Engine
+        if runtime.failedRecord != nil || superblock.flags.contains(.diskFailed) {
+            // As the daemon: a disk that failed stays out until the operator attaches it.
+            engine = Engine(configuration: configuration(for: node), disklessBecause: runtime.failedRecord, seed: random.next())
+            runtime.detached = true
+        } else {
+            engine = Engine(configuration: configuration(for: node), superblock: superblock, bitmap: bitmap,
                             activityLogReplay: replay, seed: random.next())
+            runtime.detached = false
+        }
         runtime.incarnation += 1
         runtime.standAlone = false
         let actions = engine.start(now: now, unixTime: 1_800_000_000 + now / 1_000_000_000)
@@ -138,17 +156,24 @@ extension Simulation {
 
     func carryOut(_ action: Action, from node: SimNode) {
         let incarnation = nodes[node.rawValue].incarnation
+        if nodes[node.rawValue].detached {
+            switch action {
+            case .readLocal, .writeLocal, .syncLocal, .persist:
+                return violate("no I/O to a detached disk", "\(node) issued \(action) after its disk was detached")
+            default: break
+            }
+        }
         switch action {
         case .readLocal(let token, let range, let kind):
-            queue.push(at: now + ioLatency(), .ioComplete(node, incarnation: incarnation, .read(token, range, kind)))
+            queue.push(at: diskTime(node) + ioLatency(), .ioComplete(node, incarnation: incarnation, .read(token, range, kind)))
         case .writeLocal(let token, let write):
             nodes[node.rawValue].writesInFlight[token] = write
-            queue.push(at: now + ioLatency(), .ioComplete(node, incarnation: incarnation, .write(token, write)))
+            queue.push(at: diskTime(node) + ioLatency(), .ioComplete(node, incarnation: incarnation, .write(token, write)))
         case .syncLocal(let token):
-            queue.push(at: now + ioLatency() * 2, .ioComplete(node, incarnation: incarnation, .sync(token)))
+            queue.push(at: diskTime(node) + ioLatency() * 2, .ioComplete(node, incarnation: incarnation, .sync(token)))
         case .persist(let token, let write):
             // One metadata write after the other, as the daemon's serial queue runs them.
-            let at = max(now, nodes[node.rawValue].metadataQueueFreeAt) + ioLatency()
+            let at = max(diskTime(node), nodes[node.rawValue].metadataQueueFreeAt) + ioLatency()
             nodes[node.rawValue].metadataQueueFreeAt = at
             queue.push(at: at, .ioComplete(node, incarnation: incarnation, .persist(token, write)))
         case .send(let connection, let message, let reportSent):
@@ -168,8 +193,9 @@ extension Simulation {
             nodes[node.rawValue].standAlone = false
         case .complete(let id, let result):
             clientCompleted(id, result, on: node)
-        case .reply(_, let ok, let message):
+        case .reply(let id, let ok, let message):
             note("\(node) answers: \(ok ? "" : "refused: ")\(message)")
+            if id == nodes[node.rawValue].attachCommand { attachAnswered(node, ok: ok) }
         case .runHandler(let token, let name, _):
             note("\(node) runs handler \(name)")
             queue.push(at: now + latency(1_000_000, 50_000_000), .ioComplete(node, incarnation: incarnation, .handler(token)))
@@ -177,6 +203,64 @@ extension Simulation {
             note("\(node): \(message)")
         case .roleChanged:
             break
+        case .diskDetached(let failure, let farewell):
+            note("\(node) detaches its disk\(failure.map { ": \($0.summary)" } ?? "")")
+            nodes[node.rawValue].detached = true
+            if let failure, failure.keepsDiskOut { nodes[node.rawValue].failedRecord = failure }
+            // The farewell goes on the metadata queue after what is there; on a failing disk it may fail.
+            let failing = nodes[node.rawValue].disk.failing != nil && scenario.internalMetadata && pick(2) == 0
+            if failing {
+                note("\(node): the farewell metadata write fails")
+                if failure?.operation?.contains("read") == true { nodes[node.rawValue].farewellLost = true }
+            } else {
+                applyMetadata(farewell, on: node)
+            }
+        }
+    }
+
+    /// When the node's disk takes new I/O (later while it is stuck).
+    func diskTime(_ node: SimNode) -> UInt64 { max(now, nodes[node.rawValue].stalledUntil) }
+
+    /// `repd attach`, as the daemon does it: only once the old disk's I/O has returned.
+    func attach(_ node: SimNode, fresh: Bool) {
+        guard let engine = nodes[node.rawValue].engine, !engine.diskAttached else { return }
+        guard nodes[node.rawValue].writesInFlight.isEmpty, now >= nodes[node.rawValue].metadataQueueFreeAt else {
+            return note("attach on \(node) refused: the old disk still has I/O in flight")
+        }
+        // An operator replaces a disk only while the peer holds the data (else this disk may be the last copy).
+        if fresh, engine.state.servedByPeer {
+            // A new disk: empty, with fresh metadata (create-md). What only the old disk held
+            // (this node's writes while apart from the peer) goes with it, by the operator's choice.
+            if wroteApart[node.rawValue] {
+                note("\(node)'s disk is replaced: its changes since t=\(milliseconds(lastInSync)) ms go with the old disk")
+                ledger.discarded(node: node, since: lastInSync)
+                wroteApart[node.rawValue] = false
+            }
+            let layout = nodes[node.rawValue].metadata.durableSuperblock.layout
+            let superblock = Superblock(layout: layout, resourceName: "r0", nodeName: node.name, deviceUUID: random.next(), createdAt: 0)
+            nodes[node.rawValue].disk = SimulatedDisk(blockCount: scenario.blockCount)
+            nodes[node.rawValue].metadata = SimulatedMetadata(superblock: superblock, pageCount: DirtyBitmap(blockCount: scenario.blockCount).pageCount)
+            nodes[node.rawValue].farewellLost = false
+            nodes[node.rawValue].stalledUntil = 0
+        }
+        let (superblock, bitmap, replay) = nodes[node.rawValue].metadata.load(blockCount: scenario.blockCount)
+        let id = nodes[node.rawValue].nextCommand
+        nodes[node.rawValue].nextCommand += 1
+        nodes[node.rawValue].attachCommand = id
+        nodes[node.rawValue].detached = false
+        let disk = NewDisk(superblock: superblock, bitmap: bitmap, activityLogReplay: replay,
+                           usableSize: UInt64(scenario.blockCount) * Geometry.blockSize, fullSync: nodes[node.rawValue].farewellLost)
+        deliver(.attachDisk(id, disk), to: node, incarnation: nodes[node.rawValue].incarnation)
+    }
+
+    /// The answer to an attach: the record of the failure goes once the disk is taken.
+    func attachAnswered(_ node: SimNode, ok: Bool) {
+        nodes[node.rawValue].attachCommand = nil
+        if ok {
+            nodes[node.rawValue].failedRecord = nil
+            nodes[node.rawValue].farewellLost = false
+        } else {
+            nodes[node.rawValue].detached = true
         }
     }
 
@@ -203,7 +287,6 @@ extension Simulation {
                 note("watch: \(node) writes block \(watched): \(ledger.describe(probe.current(watched)))\(write.fua ? " (FUA)" : "") [\(write.kind) \(write.range.lowerBound / 4096)+\(write.range.count / 4096)]\(nodes[node.rawValue].disk.fails(write.range) ? " (fails)" : "")")
             }
             if nodes[node.rawValue].disk.fails(write.range) {
-                if let payload = write.payload { ledger.fragile(tags: SimulatedDisk.tags(of: payload, blocks: SimulatedDisk.blocks(write.range).count)) }
                 event = .writeDone(token, IOFailure(.io, "simulated write error at \(write.range)"))
             } else {
                 nodes[node.rawValue].disk.apply(write)
@@ -214,8 +297,13 @@ extension Simulation {
             if scenario.internalMetadata { nodes[node.rawValue].metadata.sync() }
             event = .syncDone(token, nil)
         case .persist(let token, let write):
-            applyMetadata(write, on: node)
-            event = .persisted(token, nil)
+            if nodes[node.rawValue].disk.failing != nil && scenario.internalMetadata && pick(20) == 0 {
+                // Internal metadata lives on the failing disk: now and then its writes fail too.
+                event = .persisted(token, IOFailure(.io, "simulated metadata write error"))
+            } else {
+                applyMetadata(write, on: node)
+                event = .persisted(token, nil)
+            }
         case .handler(let token):
             event = .handlerFinished(token, .exited(0))
         }

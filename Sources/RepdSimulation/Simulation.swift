@@ -43,16 +43,20 @@ public final class Simulation {
     var wroteApart = [false, false]
     /// The last moment both nodes were connected and in sync.
     var lastInSync: UInt64 = 0
-    var checkedDecisions = Set<ConnectionID>()
+    /// Decisions checked, by connection and number on it.
+    var checkedDecisions = Set<Int>()
     /// The node whose disk has I/O errors in this schedule, if any.
     var failingDisk: SimNode {
-        for step in scenario.steps { if case .diskErrors(let node, _, _, _) = step.action { return node } }
+        for step in scenario.steps {
+            if case .diskErrors(let node, _, _, _) = step.action { return node }
+            if case .diskStall(let node, _) = step.action { return node }
+        }
         return .beta
     }
     var nextLivenessCheck: UInt64 = 0
     /// When each node last lost power (0: never).
     var lastCrash: [UInt64] = [0, 0]
-    var discardedOn = Set<ConnectionID>()
+    var discardedOn = Set<Int>()
     let maximumEvents = 3_000_000
     /// A block whose every change the trace records (`repd-sim --watch BLOCK`).
     public var watchBlock: Int?
@@ -119,6 +123,8 @@ public final class Simulation {
                                              maxRate: scenario.resyncRate, minRate: 1 << 20)
         c.bitmapFlushInterval = UInt64(scenario.bitmapFlushMilliseconds) * 1_000_000
         c.barrierBytes = 1 << 20
+        c.onIOError = .detach
+        c.diskTimeoutNanoseconds = UInt64(scenario.diskTimeoutMilliseconds) * 1_000_000
         return c
     }
 

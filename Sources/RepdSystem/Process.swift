@@ -79,6 +79,15 @@ public enum ProcessSupport {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// `2026-12-07T10:00:00Z` for seconds since the Unix epoch.
+    public static func utcText(_ seconds: UInt64) -> String {
+        var t = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+    }
+
     /// Absolute path of the running executable.
     public static func executablePath() -> String {
         var buf = [CChar](repeating: 0, count: 4096)

@@ -24,7 +24,13 @@ struct CreateMD: AsyncParsableCommand {
             let config = try common.resolve(resource)
             let run = RunDirectory(path: common.runDir, resource: resource)
             if let pid = PIDFile.runningPID(run.pidFile) {
-                throw CLIError(.alreadyUp, "\(resource) is up (pid \(pid)); take it down before creating metadata")
+                // A running resource without its disk (after a failure or `repd detach`) takes a new
+                // one: create-md on it, then `repd attach`, as with DRBD.
+                let disk = (try? sendControl(ControlRequest(.status), common: common, resource: resource))?.status?.devices.first?.diskState
+                guard disk == "Diskless" else {
+                    throw CLIError(.alreadyUp, "\(resource) is up (pid \(pid)) with its disk attached (\(disk ?? "?")); "
+                        + "take it down, or `repd detach \(resource)` first, before creating metadata")
+                }
             }
             let (data, store) = try openStorage(config, create: true)
             defer { store.close(); data.close() }

@@ -2,7 +2,7 @@ import ArgumentParser
 import ControlProtocol
 
 /// Sends a request and prints the daemon's answer; a refusal is exit 1 with the reason.
-private func simpleControl(_ request: ControlRequest, common: CommonOptions, resource: String) throws {
+func simpleControl(_ request: ControlRequest, common: CommonOptions, resource: String) throws {
     let reply = try sendControl(request, common: common, resource: resource)
     guard reply.ok else { throw CLIError(.failed, reply.message ?? "\(resource): refused") }
     if let message = reply.message { print(message) }

@@ -273,7 +273,7 @@ final class PeerMessageTests: XCTestCase {
             (.state, 0, stateWith(1, [42]), "unknown disk state 42", #line),
             (.state, 0, stateWith(2, [0x44]), "replication protocol must be 'A', 'B' or 'C', got 0x44", #line),
             (.state, 0, stateWith(3, [3]), "allowTwoPrimaries must be 0 or 1, got 3", #line),
-            (.state, 0, stateWith(4, .be(UInt32(0x14))), "unknown state flags 0x00000010", #line),
+            (.state, 0, stateWith(4, .be(UInt32(0x24))), "unknown state flags 0x00000020", #line),
             (.state, 0, Array(state.prefix(50)), "truncated at outOfSyncBlocks: 8 bytes needed, 2 left", #line),
             (.bitmapPage, 0, .be(UInt32(0)) + Array(repeating: 0, count: 100), "bitmap page carries 100 bytes, it must be exactly 4096", #line),
             (.syncStart, 0, .be(UInt64(1)) + [1, 5], "full must be 0 or 1, got 5", #line),
