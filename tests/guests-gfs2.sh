@@ -9,7 +9,12 @@
 # pvcreate/vgcreate/lvcreate on /dev/drbd1, mkfs.gfs2 -p lock_dlm -j 2,
 # mount on both with corosync + dlm_controld, files written on one node
 # read on the other, flock'd appends, `repd secondary` refused while
-# mounted (naming the mount), umount, `repd down` (device and links gone);
+# mounted (naming the mount); then fencing (resource-and-stonith, the repd
+# fence-peer handler over a second network that also carries corosync):
+# the replication link is cut under a file workload on both nodes, node1
+# stays writable, node2 is Outdated (its GFS2 withdraws), the link comes
+# back, node2 resyncs, no split brain, every file either node completed is
+# there; umount, fsck.gfs2 -n, `repd down` (device and links gone);
 # guest-side `repd status` Connected/UpToDate on both.  After the guests
 # power off, the two virtio disks' data areas must be identical.
 # The guest half is tests/guest/repd-gfs2.sh; its TIME lines give each
@@ -19,7 +24,7 @@
 # binary is REPD_STATIC, or built into <top>/.build-static (bounded by
 # REPD_STATIC_BUILD_TIMEOUT, default 1800 s).  The harness is built first
 # (REPD_VM_BUILD_TIMEOUT, default 900 s) in REPD_VM_WORKDIR (default
-# /tmp/vmwork); the guests get REPD_VM_TIMEOUT seconds (default 600).
+# /tmp/vmwork); the guests get REPD_VM_TIMEOUT seconds (default 900).
 source "$(dirname "$0")/lib.sh"
 
 [ -z "$STANDIN" ] || skip "stand-in mode: here repd itself runs inside the guests"
@@ -28,7 +33,7 @@ require_tool timeout setsid cmp python3 truncate ss
 T0=$SECONDS
 vm_harness --cluster
 guest_repd_files
-VM_TIMEOUT=${REPD_VM_TIMEOUT:-600}
+VM_TIMEOUT=${REPD_VM_TIMEOUT:-900}
 
 # ---- two virtio disks, one per guest ------------------------------------------------------
 DISK_SIZE=${REPD_GUEST_DISK_SIZE:-320M}

@@ -811,8 +811,8 @@ write_two_node_res() {
     cat >"$file" <<EOF
 resource $res {
   net { $net }$more
-  on alpha { device ${TWO_NODE_ALPHA_DEVICE:-none}; disk ${TWO_NODE_ALPHA_DISK:-$dir/alpha.img}; address ${TWO_NODE_ALPHA_ADDR:-127.0.0.1}:$port; meta-disk $dir/alpha.md; }
-  on beta  { device ${TWO_NODE_BETA_DEVICE:-none}; disk ${TWO_NODE_BETA_DISK:-$dir/beta.img};  address ${TWO_NODE_BETA_ADDR:-127.0.0.2}:$port; meta-disk $dir/beta.md; }
+  on alpha { device ${TWO_NODE_ALPHA_DEVICE:-none}; disk ${TWO_NODE_ALPHA_DISK:-$dir/alpha.img}; address ${TWO_NODE_ALPHA_ADDR:-127.0.0.1}:$port; meta-disk $dir/alpha.md; ${TWO_NODE_ALPHA_ON:-} }
+  on beta  { device ${TWO_NODE_BETA_DEVICE:-none}; disk ${TWO_NODE_BETA_DISK:-$dir/beta.img};  address ${TWO_NODE_BETA_ADDR:-127.0.0.2}:$port; meta-disk $dir/beta.md; ${TWO_NODE_BETA_ON:-} }
 }
 EOF
 }

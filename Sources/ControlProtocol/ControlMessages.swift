@@ -18,6 +18,8 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         case detach
         case attach
         case resumeIO = "resume-io"
+        case suspendIO = "suspend-io"
+        case outdate
     }
 
     public var command: Command

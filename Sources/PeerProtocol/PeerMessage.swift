@@ -124,6 +124,12 @@ public struct PeerWrite: Sendable, Equatable {
 }
 
 /// Every message of the replication protocol. Byte layouts: Docs/WireProtocol.md.
+/// What a `fenceRequest` asks for.
+public enum FenceAction {
+    /// Outdate the receiver's disk (DRBD's `drbdadm outdate`, asked by the peer's fence-peer handler).
+    public static let outdate: UInt8 = 1
+}
+
 public enum PeerMessage: Sendable, Equatable {
     case hello(PeerHello)
     /// `challenge` is 32 to 64 bytes.
@@ -166,6 +172,14 @@ public enum PeerMessage: Sendable, Equatable {
     case dataRequest(id: UInt64, offset: UInt64, length: UInt32)
     /// `status` 0 and the data, or an error number and no data.
     case dataReply(id: UInt64, status: UInt32, payload: ByteBuffer)
+    /// The sender wants to become Primary (without allow-two-primaries, the peer must agree).
+    case roleRequest(primary: Bool)
+    /// The answer: granted, or refused with the reason.
+    case roleReply(granted: Bool, reason: String)
+    /// On the fencing path only: the sender's fence-peer handler asks this node to outdate its disk.
+    case fenceRequest(action: UInt8)
+    /// On the fencing path only: DRBD's fence-peer exit code for the asking node, and a sentence.
+    case fenceReply(code: UInt8, reason: String)
     case error(reason: String)
 
     public var type: PeerMessageType {
@@ -196,6 +210,10 @@ public enum PeerMessage: Sendable, Equatable {
         case .verifyNotice: .verifyNotice
         case .dataRequest: .dataRequest
         case .dataReply: .dataReply
+        case .roleRequest: .roleRequest
+        case .roleReply: .roleReply
+        case .fenceRequest: .fenceRequest
+        case .fenceReply: .fenceReply
         case .error: .error
         }
     }

@@ -115,6 +115,16 @@ extension PeerMessage {
             buffer.writeInteger(id)
             buffer.writeInteger(status)
             bulk = payload
+        case .roleRequest(let primary):
+            buffer.writeInteger(UInt8(primary ? 1 : 0))
+        case .roleReply(let granted, let reason):
+            buffer.writeInteger(UInt8(granted ? 1 : 0))
+            buffer.writePeerString(reason)
+        case .fenceRequest(let action):
+            buffer.writeInteger(action)
+        case .fenceReply(let code, let reason):
+            buffer.writeInteger(code)
+            buffer.writePeerString(reason)
         case .error(let reason):
             buffer.writePeerString(reason)
         }
@@ -261,6 +271,18 @@ extension PeerMessage {
             let id = try reader.integer(UInt64.self, "id")
             let status = try reader.integer(UInt32.self, "status")
             message = .dataReply(id: id, status: status, payload: reader.rest())
+        case .roleRequest:
+            message = .roleRequest(primary: try reader.bool("primary"))
+        case .roleReply:
+            let granted = try reader.bool("granted")
+            message = .roleReply(granted: granted, reason: try reader.string("reason"))
+        case .fenceRequest:
+            let action = try reader.integer(UInt8.self, "action")
+            guard action == FenceAction.outdate else { throw reader.malformed("unknown fence action \(action)") }
+            message = .fenceRequest(action: action)
+        case .fenceReply:
+            let code = try reader.integer(UInt8.self, "code")
+            message = .fenceReply(code: code, reason: try reader.string("reason"))
         case .error:
             message = .error(reason: try reader.string("reason"))
         }

@@ -51,6 +51,10 @@ public enum PeerMessageType: UInt16, Sendable, CaseIterable {
     case verifyNotice = 74
     case dataRequest = 75
     case dataReply = 76
+    case roleRequest = 77
+    case roleReply = 78
+    case fenceRequest = 80
+    case fenceReply = 81
     case error = 255
 
     /// The largest payload a frame of this type may announce. Checked on the header, before any of

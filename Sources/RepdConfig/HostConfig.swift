@@ -21,12 +21,17 @@ public struct HostConfig: Sendable, Hashable {
     public var nodeId: Int?
     /// repd extension: an additional NBD listener (`nbd-address IP:PORT`).
     public var nbdAddress: NetworkAddress?
+    /// repd extension: the fencing path (`fence-address IP:PORT`), a second way to reach this node
+    /// when the replication link is down: the peer's fence-peer handler (`repd fence-peer-outdate`)
+    /// asks it to outdate its disk there.
+    public var fenceAddress: NetworkAddress?
     /// Where the `on` keyword of this section is.
     public var location: SourceLocation
 
     public init(
         names: [String], device: String, minor: Int? = nil, disk: String, address: NetworkAddress,
-        metaDisk: MetaDisk, nodeId: Int? = nil, nbdAddress: NetworkAddress? = nil, location: SourceLocation
+        metaDisk: MetaDisk, nodeId: Int? = nil, nbdAddress: NetworkAddress? = nil, fenceAddress: NetworkAddress? = nil,
+        location: SourceLocation
     ) {
         self.names = names
         self.device = device
@@ -36,6 +41,7 @@ public struct HostConfig: Sendable, Hashable {
         self.metaDisk = metaDisk
         self.nodeId = nodeId
         self.nbdAddress = nbdAddress
+        self.fenceAddress = fenceAddress
         self.location = location
     }
 
@@ -48,7 +54,7 @@ public struct HostConfig: Sendable, Hashable {
     public static func == (lhs: HostConfig, rhs: HostConfig) -> Bool {
         lhs.names == rhs.names && lhs.device == rhs.device && lhs.minor == rhs.minor && lhs.disk == rhs.disk
             && lhs.address == rhs.address && lhs.metaDisk == rhs.metaDisk && lhs.nodeId == rhs.nodeId
-            && lhs.nbdAddress == rhs.nbdAddress
+            && lhs.nbdAddress == rhs.nbdAddress && lhs.fenceAddress == rhs.fenceAddress
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -60,5 +66,6 @@ public struct HostConfig: Sendable, Hashable {
         hasher.combine(metaDisk)
         hasher.combine(nodeId)
         hasher.combine(nbdAddress)
+        hasher.combine(fenceAddress)
     }
 }

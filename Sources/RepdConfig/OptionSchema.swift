@@ -181,6 +181,8 @@ enum OptionCatalog {
         OptionSpec("use-rle", .flag),
         OptionSpec("socket-check-timeout", .number(NumberSpec(0...300, .deciseconds))),
         OptionSpec("discard-my-data", .flag),
+        // DRBD 9 moved fencing from `disk` to `net`; both places are accepted.
+        OptionSpec("fencing", .choice(["dont-care", "resource-only", "resource-and-stonith"])),
     ]
 
     static let disk: [OptionSpec] = [
@@ -245,6 +247,7 @@ enum OptionCatalog {
         OptionSpec("flexible-meta-disk", .metaDisk(flexible: true)),
         OptionSpec("node-id", .number(NumberSpec(0...31, .count))),
         OptionSpec("nbd-address", .address),
+        OptionSpec("fence-address", .address),
     ]
 
     /// What a resource body may set for all its `on` sections (DRBD 8.4 inheritance).

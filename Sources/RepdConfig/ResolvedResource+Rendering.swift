@@ -29,6 +29,7 @@ extension ResolvedResource {
         lines.append("        meta-disk \(Word.render(host.metaDisk.description));")
         if let nodeId = host.nodeId { lines.append("        node-id \(nodeId);") }
         if let nbdAddress = host.nbdAddress { lines.append("        nbd-address \(nbdAddress.drbdSyntax);") }
+        if let fenceAddress = host.fenceAddress { lines.append("        fence-address \(fenceAddress.drbdSyntax);") }
         lines.append("    }")
         return lines
     }

@@ -135,6 +135,7 @@ enum Resolver {
             metaDisk: metaDisk ?? .internal,
             nodeId: host.options["node-id"].flatMap { number($0, OptionCatalog.hostIndex["node-id"]) }.map { Int($0) },
             nbdAddress: host.options["nbd-address"].flatMap { ValueParser.address($0).value },
+            fenceAddress: host.options["fence-address"].flatMap { ValueParser.address($0).value },
             location: host.section.location)
     }
 
@@ -207,7 +208,7 @@ enum Resolver {
         if let kib = disk.int("c-min-rate") { options.cMinRateBytesPerSecond = kib * 1024 }
         if let sectors = disk.int("size"), sectors > 0 { options.sizeBytes = UInt64(sectors) * 512 }
         if let value = disk.choice("on-io-error") { options.onIOError = value }
-        if let value = disk.choice("fencing") { options.fencing = value }
+        if let value = disk.choice("fencing") ?? Reader(merged: merged, kind: .net).choice("fencing") { options.fencing = value }
         if let value = disk.int("disk-timeout") { options.diskTimeoutDeciseconds = value }
         if let value = Reader(merged: merged, kind: .options).choice("on-no-data-accessible") { options.onNoDataAccessible = value }
         return options

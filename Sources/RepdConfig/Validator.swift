@@ -125,6 +125,14 @@ struct Validator {
                 if let nbdOption = host.options["nbd-address"], ValueParser.address(nbdOption).value == address {
                     report(nbdOption.location, "nbd-address \(address) is the replication address of '\(host.title)'; use another port")
                 }
+                if let fenceOption = host.options["fence-address"], let fence = ValueParser.address(fenceOption).value {
+                    if fence == address {
+                        report(fenceOption.location, "fence-address \(fence) is the replication address of '\(host.title)'; the fencing path must be another (ideally another network)")
+                    }
+                    if let nbdOption = host.options["nbd-address"], ValueParser.address(nbdOption).value == fence {
+                        report(fenceOption.location, "fence-address \(fence) is also the nbd-address of '\(host.title)'; use another port")
+                    }
+                }
             }
         }
         let nodeIDs = resource.hosts.prefix(2).map { host in
@@ -170,6 +178,12 @@ struct Validator {
         let secret = resource.option(.net, "shared-secret")
         if let cram, secret == nil {
             report(cram.location, "cram-hmac-alg is set without a shared-secret in \(resource.scope(.net, ["cram-hmac-alg"]))")
+        }
+        if secret == nil, let fence = resource.hosts.compactMap({ $0.options["fence-address"] }).first {
+            report(
+                fence.location,
+                "fence-address needs a shared-secret (and cram-hmac-alg) in \(resource.scope(.net, ["shared-secret"])): "
+                    + "the fencing path outdates a node's disk, and only a peer that knows the secret may ask for that")
         }
         if let secret, cram == nil {
             report(

@@ -48,11 +48,11 @@ public enum DaemonMain {
             try await resource.start()
         } catch {
             await resource.shutdown()
-            if let fd = readyDescriptor { resource.attachment.warnings.forEach { DaemonSpawner.warn($0, on: fd) } }
+            if let fd = readyDescriptor { resource.warnings.forEach { DaemonSpawner.warn($0, on: fd) } }
             return fail("cannot start: \(error)")
         }
         if let fd = readyDescriptor {
-            for warning in resource.attachment.warnings { DaemonSpawner.warn(warning, on: fd) }
+            for warning in resource.warnings { DaemonSpawner.warn(warning, on: fd) }
             DaemonSpawner.report("READY", on: fd)
         }
         await resource.runUntilStopped()

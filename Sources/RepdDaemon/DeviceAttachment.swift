@@ -254,6 +254,11 @@ final class DeviceAttachment: @unchecked Sendable {
         return nil
     }
 
+    /// The helper processes of the attachment (nbdfuse): NBD clients that are the device itself.
+    var helperPIDs: Set<Int32> {
+        attached.withLockedValue { a in a?.nbdfuse.map { [$0.pid] } ?? [] }
+    }
+
     /// Before `down`: the reason to refuse while the device is in use, unless forced.
     func refuseDown(force: Bool) -> String? {
         guard let busy = inUse() else { return nil }

@@ -1,5 +1,7 @@
 import ControlProtocol
 import RepdEngine
+import RepdNet
+import RepdSystem
 
 /// The control socket: status is read from the engine's state; every other command is an engine
 /// event, answered by its `reply` action.
@@ -10,7 +12,7 @@ extension Resource {
         case .status:
             return ControlReply(ok: true, status: status())
         case .down:
-            if let refusal = attachment.refuseDown(force: request.force) {
+            if let refusal = attachment.refuseDown(force: request.force) ?? refuseWhileClientsOpen("go down", force: request.force) {
                 return ControlReply(ok: false, message: "\(config.name): \(refusal)", status: status())
             }
             requestStop()
@@ -18,7 +20,7 @@ extension Resource {
         case .primary: command = .primary(force: request.force)
         case .secondary:
             // The device goes read-only (and is flushed) first; refused while something holds it.
-            if let refusal = attachment.prepareDemotion(force: request.force) {
+            if let refusal = refuseWhileClientsOpen("become Secondary", force: request.force) ?? attachment.prepareDemotion(force: request.force) {
                 return ControlReply(ok: false, message: "\(config.name): \(refusal)", status: status())
             }
             command = .secondary
@@ -32,6 +34,8 @@ extension Resource {
         case .disconnect: command = .disconnect
         case .detach: command = .detach
         case .resumeIO: command = .resumeIO
+        case .suspendIO: command = .suspendIO
+        case .outdate: command = .outdate(byPeer: false)
         case .attach:
             let answer = await attachDisk()
             return ControlReply(ok: answer.ok, message: answer.message, status: status())
@@ -42,5 +46,30 @@ extension Resource {
             attachment.follow(primary: state.withLockedValue { $0.engine.state.role == .primary })
         }
         return ControlReply(ok: answer.ok, message: answer.message, status: status())
+    }
+}
+
+extension Resource {
+    /// `secondary` and `down` are refused while NBD clients (besides the resource's own block
+    /// device) have the export open, as DRBD refuses while the device is open; `--force` overrides.
+    func refuseWhileClientsOpen(_ what: String, force: Bool) -> String? {
+        guard state.withLockedValue({ $0.engine.state.role == .primary }) || what == "go down" else { return nil }
+        let clients = nbd?.openClients(excludingPIDs: attachment.helperPIDs) ?? []
+        guard !clients.isEmpty else { return nil }
+        let names = clients.map(Self.describe).joined(separator: ", ")
+        guard force else {
+            return "refusing to \(what): \(clients.count) NBD client\(clients.count == 1 ? "" : "s") \(clients.count == 1 ? "has" : "have") \(config.name) open "
+                + "(\(names)); close \(clients.count == 1 ? "it" : "them") first, or use --force"
+        }
+        logger.warning("\(what) --force with NBD clients open: \(names)")
+        return nil
+    }
+
+    static func describe(_ client: NBDClientInfo) -> String {
+        if let pid = client.pid {
+            let name = SysFS.read("/proc/\(pid)/comm", limit: 64).flatMap { $0.isEmpty ? nil : $0 } ?? "process"
+            return "\(name) (pid \(pid), unix socket)"
+        }
+        return client.address.map { "\($0) (TCP)" } ?? "a client"
     }
 }

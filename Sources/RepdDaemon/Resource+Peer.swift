@@ -1,5 +1,6 @@
 import Crypto
 import NIOCore
+import RepdCore
 import PeerProtocol
 import RepdConfig
 import RepdEngine
@@ -9,10 +10,11 @@ import RepdSystem
 /// The replication link: PeerLink does the sockets, the handshake and the keep-alive; what it
 /// hears goes to the engine as events.
 extension Resource: PeerLinkDelegate {
-    func startPeerLink() async throws {
-        guard let peer = config.peer else { return }
+    /// The replication link's settings (also those the fencing path authenticates with).
+    public static func linkConfiguration(_ config: ResolvedResource, node: String) -> PeerLinkConfiguration? {
+        guard let peer = config.peer else { return nil }
         let net = config.net
-        let configuration = PeerLinkConfiguration(
+        return PeerLinkConfiguration(
             resource: config.name, localNode: node, peerNode: peer.names.first ?? "peer",
             listenHost: config.local.address.host, listenPort: config.local.address.port,
             peerHost: peer.address.host, peerPort: peer.address.port,
@@ -21,6 +23,11 @@ extension Resource: PeerLinkDelegate {
             pingInterval: .seconds(Int64(max(1, net.pingIntervalSeconds))),
             pingTimeout: .milliseconds(Int64(max(1, net.pingTimeoutDeciseconds)) * 100),
             sendBufferSize: net.sndbufSize, receiveBufferSize: net.rcvbufSize)
+    }
+
+    func startPeerLink() async throws {
+        guard let peer = config.peer, let configuration = Self.linkConfiguration(config, node: node) else { return }
+        let net = config.net
         let link = PeerLink(configuration: configuration, group: peerLoop, logger: logger, delegate: self,
                             mac: Resource.hmac, random: { ProcessSupport.randomUInt64() })
         self.link = link
@@ -30,9 +37,26 @@ extension Resource: PeerLinkDelegate {
             throw ResourceError("cannot listen for the peer on \(config.local.address): \(error)")
         }
         logger.info("replication: listening on \(config.local.address), connecting to \(configuration.peerNode) at \(peer.address) (protocol \(net.protocol.rawValue))")
+        if let address = config.local.fenceAddress {
+            let server = FenceServer(configuration: configuration, group: peerLoop, logger: logger, mac: Resource.hmac,
+                                     random: { ProcessSupport.randomUInt64() }) { [weak self] action, _ in
+                guard let self, action == FenceAction.outdate else { return (UInt8(FenceAnswer.refused.rawValue), "unknown request") }
+                let answer = await self.command(.outdate(byPeer: true))
+                // The engine's answer starts with the fence-peer exit code.
+                let code = UInt8(answer.message.prefix { $0.isNumber }) ?? UInt8(FenceAnswer.refused.rawValue)
+                return (code, String(answer.message.drop { $0.isNumber || $0 == " " }))
+            }
+            do {
+                try await server.listen(host: address.host, port: address.port)
+            } catch {
+                throw ResourceError("cannot listen on the fence-address \(address): \(error)")
+            }
+            fenceServer = server
+            logger.info("fencing path: listening on \(address)")
+        }
     }
 
-    static let hmac: @Sendable (String, [UInt8], [UInt8]) -> [UInt8] = { algorithm, key, message in
+    public static let hmac: @Sendable (String, [UInt8], [UInt8]) -> [UInt8] = { algorithm, key, message in
         let symmetricKey = SymmetricKey(data: key)
         switch algorithm {
         case "sha1": return Array(HMAC<Insecure.SHA1>.authenticationCode(for: message, using: symmetricKey))

@@ -99,6 +99,20 @@ extension Resource {
                     : "Diskless, and no UpToDate peer is connected: no data is accessible on this node")
             }
         }
+        if let blocked = e.link.resyncBlocked {
+            notes.append(blocked)
+        } else if e.session?.pendingSyncStart != nil {
+            notes.append("a resync waits for its before-resync handler")
+        }
+        if let fence = e.fence {
+            switch fence.phase {
+            case .running:
+                notes.append("fencing (\(config.disk.fencing)): the fence-peer handler runs: \(fence.reason)"
+                    + (fence.freezesIO ? "; application I/O is suspended meanwhile" : ""))
+            case .frozen(let reason):
+                notes.append("fencing failed: \(reason); I/O stays suspended until `repd resume-io \(config.name)`")
+            }
+        }
         if e.suspendedCount > 0 {
             notes.append("\(e.suspendedCount) requests are suspended until data is accessible again or `repd resume-io \(config.name)`")
         }
@@ -109,6 +123,6 @@ extension Resource {
             name: config.name, nodeID: config.local.nodeId ?? 0, role: s.role.rawValue, devices: [device],
             connections: connections, nbdURI: run.nbdURI, node: node, pid: ProcessSupport.currentPID,
             message: notes.isEmpty ? nil : notes.joined(separator: "; "),
-            suspendedReasons: e.suspendedCount > 0 ? ["no-data"] : nil)
+            suspendedReasons: e.suspendReasons.isEmpty ? nil : e.suspendReasons.map(\.rawValue))
     }
 }

@@ -36,6 +36,12 @@ public final class Resource: @unchecked Sendable {
         set { linkBox.withLockedValue { $0 = newValue } }
     }
     private let linkBox = NIOLockedValueBox<PeerLink?>(nil)
+    /// The fencing path's listener (`fence-address`), if configured.
+    var fenceServer: FenceServer? {
+        get { fenceBox.withLockedValue { $0 } }
+        set { fenceBox.withLockedValue { $0 = newValue } }
+    }
+    private let fenceBox = NIOLockedValueBox<FenceServer?>(nil)
     /// The engine and what waits for its answers: the one lock.
     let state: NIOLockedValueBox<DriverState>
     /// The node's block device for the resource's `device` path (Docs/BlockDevice.md).
@@ -72,7 +78,10 @@ public final class Resource: @unchecked Sendable {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         self.loops = Array(group.makeIterator())
         self.threadPool = NIOThreadPool(numberOfThreads: 8)
-        let configuration = EngineConfiguration(config, node: node, usableSize: usable)
+        let configDirectory = config.file.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let configuration = EngineConfiguration(config, node: node, usableSize: usable,
+                                                configDirectory: ProcessSupport.absolutePath(configDirectory.isEmpty ? "." : configDirectory),
+                                                runDirectory: ProcessSupport.absolutePath(runDirectory))
         if configuration.activityLogExtents != config.disk.alExtents {
             logger.warning("al-extents \(config.disk.alExtents) is outside \(Self.minimumActivityLogExtents)...\(Self.maximumActivityLogExtents); using \(configuration.activityLogExtents)")
         }
@@ -107,6 +116,7 @@ public final class Resource: @unchecked Sendable {
         let s = state.withLockedValue { $0.engine.state }
         let usable = state.withLockedValue { $0.engine.configuration.usableSize }
         logger.info("\(s.hasDisk ? "attached \(config.local.disk)" : "no disk") (\(usable) usable bytes), disk \(s.disk.rawValue), role \(s.role.rawValue); exporting \(run.nbdURI)")
+        for warning in Self.configurationWarnings(config) { logger.warning("\(warning)") }
         group.next().scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [weak self] task in
             guard let self else { task.cancel(); return }
             self.feed(.tick(now: ProcessSupport.monotonicNanoseconds(), unixTime: ProcessSupport.unixTime()))
@@ -181,6 +191,7 @@ public final class Resource: @unchecked Sendable {
         }
         await nbd?.closeClients()
         await link?.stop()
+        await fenceServer?.stop()
         // Metadata writes already queued go first; then the data, then the final metadata.
         metadataQueue.sync {}
         let (backing, final, inFlight) = state.withLockedValue { s in (s.backing, s.engine.stop(), s.engine.inFlight) }
@@ -209,4 +220,26 @@ public final class Resource: @unchecked Sendable {
 struct ResourceError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+extension Resource {
+    /// What `repd up` prints besides the result: the configuration's risky choices (once, also in
+    /// the log) and what attaching the block device noticed.
+    var warnings: [String] { Self.configurationWarnings(config) + attachment.warnings }
+
+    static func configurationWarnings(_ config: ResolvedResource) -> [String] {
+        var warnings: [String] = []
+        let fencing = config.disk.fencing
+        if fencing != "dont-care" && config.handlers["fence-peer"] == nil {
+            warnings.append("fencing \(fencing) without a fence-peer handler: "
+                + (fencing == "resource-and-stonith" ? "I/O freezes when the link breaks and stays frozen until `repd resume-io`"
+                    : "nothing outdates the peer when the link breaks")
+                + "; add `fence-peer \"repd fence-peer-outdate\";` (with a fence-address per node) or your cluster's handler (Docs/Fencing.md)")
+        }
+        if config.net.allowTwoPrimaries && fencing != "resource-and-stonith" {
+            warnings.append("allow-two-primaries without fencing resource-and-stonith: when the link breaks both Primaries go on writing "
+                + "and the data diverges (a split brain); a cluster file system needs resource-and-stonith (Docs/Fencing.md)")
+        }
+        return warnings
+    }
 }

@@ -196,7 +196,7 @@ extension Engine {
                 case .resyncRead?, .verifyRead?, .digestJob?, .pullServe?: readFinished(io, .failure(failure))
                 case nil: break
                 }
-            case .clientFlushSync, .peerFlushSync, .demotionSync:
+            case .clientFlushSync, .peerFlushSync, .demotionSync, .peerLossSync:
                 pending[token] = nil
                 syncFinished(io, failure)
             case .metadata(let then, _):
@@ -469,10 +469,10 @@ extension Engine {
 
     /// Data is reachable again (peer back, disk attached): suspended requests go on.
     mutating func resumeSuspended() {
-        guard !suspended.isEmpty, state.hasDisk || state.servedByPeer else { return }
+        guard !suspended.isEmpty, !ioSuspended, state.hasDisk || state.servedByPeer else { return }
         let held = suspended
         suspended.removeAll()
-        log(.info, "data is accessible again: \(held.count) suspended requests go on")
+        log(.info, "I/O goes on: \(held.count) suspended requests")
         for request in held { resubmit(request) }
     }
 
@@ -482,28 +482,6 @@ extension Engine {
         case .write(let id, let write): clientWrite(id, write)
         case .flush(let id): clientFlush(id)
         }
-    }
-
-    /// `repd resume-io`: what is suspended goes on if it can, and fails otherwise.
-    mutating func operatorResumeIO(_ id: CommandID) {
-        let held = suspended
-        suspended.removeAll()
-        guard !held.isEmpty else { return reply(id, true, "no I/O is suspended") }
-        let message = "\(configuration.resource) on \(configuration.node): no data accessible (resume-io)"
-        var failed = 0
-        for request in held {
-            if state.hasDisk || state.servedByPeer {
-                resubmit(request)
-                continue
-            }
-            failed += 1
-            switch request {
-            case .read(let client, _, _, _), .write(let client, _), .flush(let client):
-                completeWrite(client, .failed(.io, message))
-            }
-        }
-        log(.info, "resume-io by the operator: \(held.count - failed) requests go on, \(failed) fail")
-        reply(id, true, "resumed: \(held.count - failed) requests go on, \(failed) failed without data")
     }
 
     // MARK: disk-timeout
@@ -543,7 +521,7 @@ extension Engine {
                 return ("read", range.lowerBound)
             case nil: return ("request", nil)
             }
-        case .clientFlushSync?, .peerFlushSync?, .demotionSync?: return ("sync", nil)
+        case .clientFlushSync?, .peerFlushSync?, .demotionSync?, .peerLossSync?: return ("sync", nil)
         case .metadata?: return ("metadata write", nil)
         default: return ("request", nil)
         }

@@ -71,6 +71,10 @@ public struct Engine: Sendable {
     var suspended: [SuspendedRequest] = []
     /// How many requests are held without data (for status).
     public var suspendedCount: Int { suspended.count }
+    /// Fencing in progress, or frozen after the fence-peer handler failed.
+    public internal(set) var fence: FenceRun?
+    /// `repd suspend-io`: new application requests wait until `repd resume-io`.
+    public internal(set) var userSuspended = false
     var random: SplitMix64
     var nextToken: IOToken = 1
     var output: [Action] = []
@@ -321,6 +325,8 @@ public struct Engine: Sendable {
         }
         switch purpose {
         case .informational: break
+        case .fencePeer: fencePeerFinished(result)
+        case .beforeResync(let connection): beforeResyncFinished(connection, name: name, result)
         }
     }
 }
@@ -328,6 +334,10 @@ public struct Engine: Sendable {
 /// What a handler run is for: informational ones only log their result.
 enum HandlerPurpose: Sendable, Hashable {
     case informational
+    /// `fence-peer`: its exit code decides (Fencing.swift).
+    case fencePeer
+    /// `before-resync-target` / `before-resync-source`: the resync waits for it; non-zero stops it.
+    case beforeResync(ConnectionID)
 }
 
 /// What an outstanding I/O token stands for.
@@ -342,6 +352,8 @@ enum PendingIO: Sendable {
     case peerFlushSync(sequence: UInt64, connection: ConnectionID)
     /// Making the data durable before the role changes to Secondary.
     case demotionSync
+    /// Making durable, once the peer is lost, the writes it sent that no barrier confirmed yet.
+    case peerLossSync
     case metadata(AfterPersist, MetadataWrite)
     case handler(name: String, purpose: HandlerPurpose)
 }
@@ -379,6 +391,10 @@ public struct LinkMemory: Sendable {
     /// `become-primary-on`: promote once connected and in sync (or at the deadline).
     public var pendingBecomePrimary = false
     public var becomePrimaryDeadline: UInt64?
+    /// This node fenced (outdated) the peer: `unfence-peer` runs once the peer is in sync again.
+    public var fencedPeer = false
+    /// Why the last resync did not start (a before-resync handler failed); cleared when one starts.
+    public var resyncBlocked: String?
 }
 
 /// Figures for status.

@@ -56,6 +56,8 @@ public struct EngineConfiguration: Sendable {
     /// Lazy bitmap writes: every this many nanoseconds.
     public var bitmapFlushInterval: UInt64 = 2_000_000_000
     public var onIOError: OnIOError = .detach
+    /// `fencing`: what losing the peer while Primary does (Fencing.swift).
+    public var fencing: FencingPolicy = .dontCare
     /// `disk-timeout`: a local I/O older than this detaches the disk (0: off).
     public var diskTimeoutNanoseconds: UInt64 = 0
     /// `on-no-data-accessible suspend-io`: requests that no disk can serve wait (for the peer, an

@@ -254,6 +254,12 @@ public enum OperatorCommand: Sendable, Hashable {
     case disconnect
     /// `repd detach`: drop the disk on purpose; the node serves through its peer.
     case detach
-    /// `repd resume-io`: requests suspended without data (or by `suspend-io`) fail or go on.
+    /// `repd resume-io`: requests suspended without data (or by `suspend-io`) fail or go on; a
+    /// fencing freeze is lifted.
     case resumeIO
+    /// `repd suspend-io`: new application requests wait.
+    case suspendIO
+    /// `repd outdate` (the operator), or the peer's fence-peer handler over the fencing path
+    /// (`byPeer`: the reply's message starts with DRBD's fence-peer exit code).
+    case outdate(byPeer: Bool)
 }

@@ -42,6 +42,7 @@ extension Engine {
             case .clientFlushSync: name = "flush syncs"
             case .peerFlushSync: name = "peer flush syncs"
             case .demotionSync: name = "demotion sync"
+            case .peerLossSync: name = "sync after the peer was lost"
             case .metadata(let then, _): name = "metadata (\(then))"
             case .handler(let handler, _): name = "handler \(handler)"
             }

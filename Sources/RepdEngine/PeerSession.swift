@@ -49,6 +49,12 @@ public struct PeerSession: Sendable {
     var peerFlushWaits: [PeerFlushWait] = []
     /// SyncTarget: messages that arrived before the disk was recorded Inconsistent, in order.
     var deferredMessages: [PeerMessage]?
+    /// A resync decided and waiting for its `before-resync-*` handler.
+    public internal(set) var pendingSyncStart: (source: Bool, full: Bool)?
+    /// Our promotion waits for the peer's consent (no allow-two-primaries).
+    var pendingRoleRequest: PendingPromotion?
+    /// We agreed to the peer's promotion; until its state says Primary, ours is refused.
+    var peerPromotionGranted = false
 
     init(connection: ConnectionID, peerNode: String, localResolves: Bool) {
         self.connection = connection
@@ -127,6 +133,14 @@ extension Engine {
             emit(.dropConnection(connection, reason: "a connection is already established"))
             return
         }
+        if let run = fence {
+            // The fence decides first: a connection now could meet a peer that is being outdated,
+            // or let a frozen node's held writes through before it is known which node wins.
+            let why = run.phase == .running ? "the fence-peer handler is still running"
+                : "I/O is frozen by fencing until `repd resume-io \(configuration.resource)`"
+            emit(.dropConnection(connection, reason: "fencing: \(why)"))
+            return
+        }
         session = PeerSession(connection: connection, peerNode: peerNode, localResolves: localResolves)
         link.message = nil
         sendState()
@@ -136,6 +150,14 @@ extension Engine {
         guard let lost = session, lost.connection == connection else { return }
         log(.warning, "lost the connection to the peer: \(reason)")
         if link.splitBrain == nil { link.message = "connection lost: \(reason)" }
+        // DRBD's rule: a Primary that loses the peer's copy of the data (a disk that was not
+        // Outdated) starts a new generation, so that its changes from now on are newer than
+        // anything the peer holds; with fencing, the peer is fenced first (Fencing.swift).
+        let peerHadData = [.inconsistent, .consistent, .upToDate].contains(state.peerDisk)
+        let fencing = fencingNeeded(peerHadData: peerHadData)
+        let freeze = fencing && configuration.fencing == .resourceAndStonith
+        var heldWrites: [UInt64] = []
+        var heldFlushes: [UInt64] = []
         // Writes the peer did not confirm as durable are out of sync; the clients keep their data.
         for entry in lost.unconfirmed {
             metadata.markOutOfSync(entry.range)
@@ -150,12 +172,22 @@ extension Engine {
                 write.peerDone = true
                 write.peerLost = true
                 write.replicated = false
+                if freeze {
+                    // Not acknowledged until the peer is fenced: if this node is the one fenced
+                    // instead, the write fails rather than being lost after it was acknowledged.
+                    write.held = true
+                    heldWrites.append(op.id)
+                }
                 operations[op.id] = .localWrite(write)
                 completeIfDone(op.id)
             }
         }
         for flushID in lost.barriers.values.compactMap({ $0 }) {
             writes.flushes[flushID]?.peerDone = true
+            if freeze {
+                writes.flushes[flushID]?.held = true
+                heldFlushes.append(flushID)
+            }
             if state.disk != .upToDate {
                 // Only the peer held good data; this disk alone cannot make the writes durable.
                 writes.flushes[flushID]?.failure = IOFailure(.io, "the connection to the UpToDate peer was lost before it flushed, and this disk is \(state.disk.rawValue)")
@@ -167,17 +199,34 @@ extension Engine {
         failRemoteReads()
         let wasSyncing = lost.resync != nil
         session = nil
-        // DRBD's rule: a Primary that loses the peer's copy of the data (a disk that was not
-        // Outdated) starts a new generation, so that its changes from now on are newer than anything
-        // the peer holds.
-        let peerHadData = [.inconsistent, .consistent, .upToDate].contains(state.peerDisk)
+        if diskAttached && state.hasDisk {
+            // The peer's writes that no barrier confirmed are in the page cache only: the peer may
+            // be gone for good, and this copy is now the one to keep (found by the simulator,
+            // seed 897: a Primary crashed, the survivor lost its writes in a later power loss).
+            let token = newToken()
+            pending[token] = .peerLossSync
+            emit(.syncLocal(token))
+        }
+        if let pending = lost.pendingRoleRequest {
+            answerRoleChange(pending.command, false, "the connection to \(peerName) was lost while it was asked to agree to the promotion; try again")
+        }
         _ = try? state.apply(.connection(link.standAlone ? .standAlone : .connecting))
-        if state.role == .primary && state.disk == .upToDate && peerHadData && !shuttingDown && link.splitBrain == nil {
+        if freeze {
+            // The new generation waits for the fence: a node that is outdated instead keeps its
+            // generation, and resyncs from its bitmap when the link is back.
+            commitSuperblock()
+            startFencing(reason: "lost the connection to \(peerName) while Primary (\(reason))", freeze: true,
+                         heldWrites: heldWrites, heldFlushes: heldFlushes, newGenerationDue: true)
+        } else if state.role == .primary && state.disk == .upToDate && peerHadData && !shuttingDown && link.splitBrain == nil {
             // From now on this node's data is newer than the peer's; writes wait until that is durable.
             metadata.superblock.generation.startNewCurrent(newUUID(), primary: true)
             log(.info, "new current generation \(hex(metadata.superblock.generation.current)) (Primary without its peer)")
             writes.generationPending = true
             commitSuperblock(then: .generationGate)
+            if fencing {
+                startFencing(reason: "lost the connection to \(peerName) while Primary (\(reason))", freeze: false,
+                             heldWrites: [], heldFlushes: [], newGenerationDue: false)
+            }
         } else {
             commitSuperblock()
         }
@@ -203,6 +252,13 @@ extension Engine {
 
     mutating func peerMessage(_ message: PeerMessage) {
         switch message {
+        case .roleRequest(let primary):
+            receiveRoleRequest(primary: primary)
+        case .roleReply(let granted, let reason):
+            receiveRoleReply(granted: granted, reason: reason)
+        case .fenceRequest, .fenceReply:
+            // Only the fencing path carries these; on the replication link they mean nothing.
+            log(.warning, "the peer sent \(message.type) on the replication link; ignored")
         case .state(let report):
             receiveState(report)
         case .write(let write):
@@ -292,9 +348,11 @@ extension Engine {
         }
         let before = state
         session!.report = report
+        session!.peerPromotionGranted = false
         link.lastPeerReport = report
         updateDetachedDataAhead()
         _ = try? state.apply(.peer(role: report.role, disk: report.disk))
+        if report.disk == .upToDate && !first && session!.resync == nil && state.disk == .upToDate { unfenceAfterResync() }
         peerDiskChanged(from: before, report: report)
         if !first {
             if awaitingAttachDecision {
@@ -420,6 +478,11 @@ extension Engine {
                 _ = try? state.apply(.attach(.upToDate))
                 metadata.superblock.flags.formUnion([.consistent, .wasUpToDate])
                 sendState()
+                startGenerationWithoutPeerDisk()
+            } else if decision.rule == SyncDecider.noDiskRule {
+                // A Diskless peer that became Primary while the link was down (its role change
+                // never arrived) writes through us from now on: the same new generation as when
+                // its role change arrives while connected (seed 6496).
                 startGenerationWithoutPeerDisk()
             }
         default:

@@ -6,6 +6,7 @@ import RepdCore
 extension Engine {
     mutating func clientRead(_ id: ClientRequestID, offset: UInt64, length: UInt32, kind: ClientReadKind) {
         if shuttingDown { return emit(.complete(id, .failed(.shutdown, "the resource is going down"))) }
+        if ioSuspended && kind != .cache { return suspended.append(.read(id, offset: offset, length: length, kind: kind)) }
         if kind != .cache && !state.servesReads && suspendsWithoutData && !state.hasDisk {
             // No data anywhere (on-no-data-accessible suspend-io): the read waits for it.
             return suspended.append(.read(id, offset: offset, length: length, kind: kind))

@@ -63,9 +63,55 @@ struct ResyncTransfer: Sendable {
 }
 
 extension Engine {
-    /// Starts a resync in the direction the decision (or an operator) chose.
+    /// Starts a resync in the direction the decision (or an operator) chose, once its
+    /// `before-resync-source` / `before-resync-target` handler succeeded (DRBD waits for it, and
+    /// drops the connection when it fails: the LVM snapshot recipe depends on both).
     mutating func beginSync(source: Bool, full: Bool) {
+        guard let connection = session?.connection, session!.pendingSyncStart == nil else { return }
+        let handler = source ? "before-resync-source" : "before-resync-target"
+        if configuration.handlers.contains(handler) {
+            // Nothing of the resync happens meanwhile: the peer's messages wait, in order.
+            session!.pendingSyncStart = (source, full)
+            if session!.deferredMessages == nil { session!.deferredMessages = [] }
+            log(.info, "the \(handler) handler runs; the resync \(source ? "from" : "to") this node waits for it")
+            _ = runHandler(handler, purpose: .beforeResync(connection))
+            return
+        }
+        startSync(source: source, full: full)
+    }
+
+    /// The `before-resync-*` handler ended: the resync starts, or the connection is dropped.
+    mutating func beforeResyncFinished(_ connection: ConnectionID, name: String, _ result: HandlerResult) {
+        guard session?.connection == connection, let (source, full) = session!.pendingSyncStart else { return }
+        session!.pendingSyncStart = nil
+        guard case .exited(0) = result else {
+            let outcome: String
+            switch result {
+            case .exited(let status): outcome = "exited with status \(status)"
+            case .failed(let why): outcome = "failed (\(why))"
+            }
+            let why = "the \(name) handler \(outcome): the resync was not started and the connection is dropped; it is tried again at the next connection"
+            log(.error, why)
+            link.message = why
+            link.resyncBlocked = why
+            session!.deferredMessages = nil
+            emit(.dropConnection(connection, reason: why))
+            return
+        }
+        startSync(source: source, full: full)
+        guard source, session?.connection == connection, let deferred = session?.deferredMessages else { return }
+        // A SyncSource replays what the peer sent meanwhile (a SyncTarget does once its disk is
+        // recorded Inconsistent: syncTargetReady).
+        session!.deferredMessages = nil
+        for message in deferred {
+            guard session?.connection == connection else { return }
+            peerMessage(message)
+        }
+    }
+
+    mutating func startSync(source: Bool, full: Bool) {
         guard let connection = session?.connection else { return }
+        link.resyncBlocked = nil
         var progress = ResyncState(source: source, full: full, startedAt: now)
         if source {
             progress.controller = ResyncController(settings: configuration.resync)
@@ -90,7 +136,6 @@ extension Engine {
                 metadata.superblock.flags.formUnion([.consistent, .wasUpToDate])
                 sendState()
             }
-            runHandler("before-resync-source")
             if let csums = configuration.csumsAlgorithm, progress.checksumAlgorithm == nil {
                 log(.warning, "csums-alg \(csums) is not supported (use \(EngineConfiguration.digestAlgorithms.joined(separator: ", "))); resync sends every block")
             }
@@ -100,10 +145,9 @@ extension Engine {
             metadata.superblock.flags.remove(.consistent)
             metadata.superblock.flags.remove(.wasUpToDate)
             sendState()
-            runHandler("before-resync-target")
             // No resync data may land before the disk is recorded Inconsistent: until then,
-            // messages from the peer wait, in order.
-            session!.deferredMessages = []
+            // messages from the peer wait, in order (with those that waited for the handler).
+            if session!.deferredMessages == nil { session!.deferredMessages = [] }
             commitSuperblock(then: .syncTargetReady(connection))
         }
         if !full {
@@ -342,6 +386,7 @@ extension Engine {
         // The target adopts these generations when it sees syncDone: send them first.
         sendState()
         send(.syncDone(blocks: blocks))
+        unfenceAfterResync()
         becomePrimaryIfPending()
     }
 
@@ -388,6 +433,10 @@ extension Engine {
     }
 
     mutating func receiveResyncRequest(senderIsSource: Bool, full: Bool) {
+        guard state.hasDisk && state.peerHasDisk else {
+            log(.warning, "the peer asked for a resync, but \(state.hasDisk ? "the peer" : "this node") has no disk; ignored")
+            return
+        }
         guard session?.resync == nil else {
             log(.warning, "the peer asked for a resync while one is running; ignored")
             return

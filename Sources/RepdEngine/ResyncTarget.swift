@@ -21,6 +21,8 @@ extension Engine {
     }
 
     mutating func receiveSyncStart(totalBlocks reported: UInt64, full: Bool) {
+        // A resync the source began before it heard that this disk went: nothing to receive it.
+        guard state.hasDisk else { return }
         // Never more than this disk has (the count comes from the wire).
         let totalBlocks = min(reported, configuration.usableSize / Geometry.blockSize)
         log(.info, "resync from the peer starting: \(totalBlocks) blocks of 4 KiB\(full ? " (full sync)" : "")")
@@ -43,7 +45,8 @@ extension Engine {
     }
 
     mutating func finishSyncTarget(blocks: UInt64) {
-        guard let report = session?.report, session?.resync != nil || state.disk == .inconsistent else { return }
+        // (A node without a disk does not finish anything: found by the simulator, seed 2895.)
+        guard let report = session?.report, state.hasDisk, session?.resync != nil || state.disk == .inconsistent else { return }
         let sync = session?.resync
         let seconds = sync.map { Double(now - min(now, $0.startedAt)) / 1e9 } ?? 0
         let moved = sync?.movedBytes ?? 0

@@ -39,14 +39,22 @@ extension Engine {
         case .disconnect: operatorDisconnect(id)
         case .detach: operatorDetach(id)
         case .resumeIO: operatorResumeIO(id)
+        case .suspendIO: operatorSuspendIO(id)
+        case .outdate(let byPeer): outdate(id, byPeer: byPeer)
         }
     }
 
     // MARK: promotion and demotion
 
-    mutating func promote(_ id: CommandID?, force: Bool, reason: String? = nil) {
+    /// - Parameters:
+    ///   - fenced: the fence this promotion waited for has run (Fencing.swift).
+    ///   - agreed: the connected peer agreed to it (without allow-two-primaries).
+    mutating func promote(_ id: CommandID?, force: Bool, reason: String? = nil, fenced: Bool = false, agreed: Bool = false) {
         guard roleChange == nil else {
             return answerRoleChange(id, false, "a role change is in progress; try again when it has finished")
+        }
+        if fence != nil && !fenced {
+            return answerRoleChange(id, false, "fencing is in progress; try again when it has finished")
         }
         guard !handshakeInProgress else {
             // The peer decides the resync from the generations we sent it: they must not change now.
@@ -60,6 +68,25 @@ extension Engine {
             return answerRoleChange(id, false, "\(error)")
         }
         if effects.isEmpty { return answerRoleChange(id, true, "Primary") }
+        if !fenced && promotionNeedsFence(force: force) {
+            // Disconnected, with fencing: the peer may be Primary with newer data; fence it first.
+            return fenceBeforePromotion(id, force: force, reason: reason)
+        }
+        if !configuration.allowTwoPrimaries, session?.report != nil {
+            if session!.peerPromotionGranted {
+                return answerRoleChange(id, false, "refusing to become Primary: \(peerName) is becoming Primary, and allow-two-primaries is not set in the net section")
+            }
+            if !agreed {
+                // One Primary at a time: the peer agrees first, so that two promotions at the same
+                // instant cannot both succeed (the node that resolves conflicts wins a tie).
+                guard session!.pendingRoleRequest == nil else {
+                    return answerRoleChange(id, false, "a promotion is already waiting for \(peerName)'s agreement")
+                }
+                session!.pendingRoleRequest = PendingPromotion(command: id, force: force, reason: reason)
+                send(.roleRequest(primary: true))
+                return
+            }
+        }
         let previous = metadata.superblock
         var sb = metadata.superblock
         for effect in effects {
@@ -339,5 +366,39 @@ extension Engine {
         }
         lines.append("  (nothing was changed)")
         return lines.joined(separator: "\n")
+    }
+}
+
+extension Engine {
+    // MARK: one Primary at a time
+
+    /// The peer wants to become Primary: agree unless this node is (or is becoming) Primary; of
+    /// two promotions at the same instant, the node that resolves conflicts wins.
+    mutating func receiveRoleRequest(primary: Bool) {
+        guard primary, session != nil else { return }
+        if configuration.allowTwoPrimaries {
+            return send(.roleReply(granted: true, reason: ""))
+        }
+        if state.role == .primary || roleChange?.isDemotion == false {
+            return send(.roleReply(granted: false, reason: "\(configuration.node) is Primary, and allow-two-primaries is not set in the net section"))
+        }
+        if let mine = session!.pendingRoleRequest {
+            if session!.localResolves {
+                return send(.roleReply(granted: false, reason: "\(configuration.node) is being promoted at the same moment and wins the tie (its name sorts first)"))
+            }
+            session!.pendingRoleRequest = nil
+            answerRoleChange(mine.command, false, "refusing to become Primary: \(peerName) is being promoted at the same moment and wins the tie (its name sorts first)")
+        }
+        session!.peerPromotionGranted = true
+        send(.roleReply(granted: true, reason: ""))
+    }
+
+    mutating func receiveRoleReply(granted: Bool, reason: String) {
+        guard let pending = session?.pendingRoleRequest else { return }
+        session!.pendingRoleRequest = nil
+        guard granted else {
+            return answerRoleChange(pending.command, false, "refusing to become Primary: \(peerName) does not agree: \(reason)")
+        }
+        promote(pending.command, force: pending.force, reason: pending.reason, agreed: true)
     }
 }

@@ -35,6 +35,8 @@ struct LocalWriteOperation: Sendable {
     var peerFailed = false
     /// The activity log (of the disk with this number) holds the write's extents.
     var activityLogEpoch: Int?
+    /// Held by fencing (resource-and-stonith): it completes once the peer is fenced.
+    var held = false
 }
 
 /// A client flush: the local sync and, when replicating, the peer's flush.
@@ -45,6 +47,8 @@ struct FlushOperation: Sendable {
     var failure: IOFailure?
     /// The peer flushes too (a replicated flush).
     var peerPart = false
+    /// Held by fencing (resource-and-stonith): it completes once the peer is fenced.
+    var held = false
 }
 
 /// The application write path's own state.
@@ -101,6 +105,7 @@ extension Engine {
 
     mutating func clientWrite(_ id: ClientRequestID, _ write: ClientWrite) {
         if shuttingDown { return completeWrite(id, .failed(.shutdown, "the resource is going down")) }
+        if ioSuspended { return suspended.append(.write(id, write)) }
         let extents = ActivityLog.extents(of: write.range)
         if extents.count > maximumExtentsPerWrite && write.range.upperBound <= exportSize {
             return splitWrite(id, write)
@@ -392,7 +397,14 @@ extension Engine {
     mutating func completeIfDone(_ id: UInt64) {
         guard case .localWrite(var op)? = operations[id], op.localDone else { return }
         let peerCondition = configuration.replication == .C || op.localMissing ? op.peerDone : (op.peerDone || op.peerReceived)
-        if !op.completed && peerCondition {
+        if !op.completed && peerCondition && !op.held && fence?.freezesIO == true {
+            // Frozen by fencing: nothing is acknowledged until it is known which node goes on
+            // (also writes admitted before the link went that started after it; found by the
+            // simulator, seed 3).
+            op.held = true
+            fence!.heldWrites.append(id)
+        }
+        if !op.completed && peerCondition && !op.held {
             op.completed = true
             inFlight -= 1
             writes.pendingWrites -= 1
@@ -446,6 +458,7 @@ extension Engine {
 
     mutating func clientFlush(_ id: ClientRequestID) {
         if shuttingDown { return emit(.complete(id, .failed(.shutdown, "the resource is going down"))) }
+        if ioSuspended { return suspended.append(.flush(id)) }
         if !state.hasDisk && !state.servedByPeer && suspendsWithoutData {
             return suspended.append(.flush(id))
         }
@@ -503,7 +516,13 @@ extension Engine {
     }
 
     mutating func completeFlushIfDone(_ flushID: UInt64) {
-        guard let flush = writes.flushes[flushID], flush.localDone, flush.peerDone else { return }
+        guard var flush = writes.flushes[flushID], flush.localDone, flush.peerDone, !flush.held else { return }
+        if fence?.freezesIO == true {
+            flush.held = true
+            writes.flushes[flushID] = flush
+            fence!.heldFlushes.append(flushID)
+            return
+        }
         writes.flushes[flushID] = nil
         inFlight -= 1
         if let failure = flush.failure {

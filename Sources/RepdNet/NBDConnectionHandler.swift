@@ -30,9 +30,13 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
     /// is handed its socket after the handshake it would have made), nil for a normal client.
     private let preNegotiated: NBDSession?
 
-    init(backend: any NBDBackend, transmission session: NBDSession? = nil, name: String? = nil) {
+    /// Called once the client opened the export (the transmission phase began).
+    private let opened: (@Sendable () -> Void)?
+
+    init(backend: any NBDBackend, transmission session: NBDSession? = nil, name: String? = nil, opened: (@Sendable () -> Void)? = nil) {
         self.backend = backend
         self.preNegotiated = session
+        self.opened = opened
         if let name { peerName = name }
     }
 
@@ -110,6 +114,7 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
                     context.write(wrapOutboundOut(reply), promise: nil)
                     self.session = session
                     negotiation = nil
+                    opened?()
                 }
                 continue
             }

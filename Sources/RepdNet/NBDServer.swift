@@ -11,6 +11,8 @@ public final class NBDServer: Sendable {
     private let backend: any NBDBackend
     private let channels: NIOLockedValueBox<[any Channel]> = .init([])
     private let clients: NIOLockedValueBox<[ObjectIdentifier: any Channel]> = .init([:])
+    /// Who each client is, and whether it opened the export (reached the transmission phase).
+    private let registry: NIOLockedValueBox<[ObjectIdentifier: NBDClientInfo]> = .init([:])
 
     public init(group: any EventLoopGroup, backend: any NBDBackend) {
         self.group = group
@@ -25,15 +27,29 @@ public final class NBDServer: Sendable {
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
-            .childChannelInitializer { channel in
+            .childChannelInitializer { [registry] channel in
                 let id = ObjectIdentifier(channel)
                 clients.withLockedValue { $0[id] = channel }
-                channel.closeFuture.whenComplete { _ in clients.withLockedValue { _ = $0.removeValue(forKey: id) } }
-                if channel.localAddress?.protocol == .inet || channel.localAddress?.protocol == .inet6 {
-                    _ = channel.setOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                let tcp = channel.localAddress?.protocol == .inet || channel.localAddress?.protocol == .inet6
+                registry.withLockedValue {
+                    $0[id] = NBDClientInfo(address: tcp ? channel.remoteAddress.map { "\($0)" } : nil, pid: nil, ownDevice: false, transmitting: false)
                 }
+                channel.closeFuture.whenComplete { _ in
+                    clients.withLockedValue { _ = $0.removeValue(forKey: id) }
+                    registry.withLockedValue { _ = $0.removeValue(forKey: id) }
+                }
+                if tcp {
+                    _ = channel.setOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                } else if let provider = channel as? any SocketOptionProvider {
+                    // Which process is at the other end of the unix socket (SO_PEERCRED).
+                    provider.unsafeGetSocketOption(level: SocketOptionLevel(1), name: SocketOptionName(17))
+                        .whenSuccess { (credentials: PeerCredentials) in
+                            registry.withLockedValue { $0[id]?.pid = credentials.pid }
+                        }
+                }
+                let opened: @Sendable () -> Void = { registry.withLockedValue { $0[id]?.transmitting = true } }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NBDConnectionHandler(backend: backend))
+                    try channel.pipeline.syncOperations.addHandler(NBDConnectionHandler(backend: backend, opened: opened))
                 }
             }
     }
@@ -58,10 +74,15 @@ public final class NBDServer: Sendable {
         _ = try await ClientBootstrap(group: group)
             .channelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
-            .channelInitializer { channel in
+            .channelInitializer { [registry] channel in
                 let id = ObjectIdentifier(channel)
                 clients.withLockedValue { $0[id] = channel }
-                channel.closeFuture.whenComplete { _ in clients.withLockedValue { _ = $0.removeValue(forKey: id) } }
+                // The block device repd attached itself: not an outside user of the export.
+                registry.withLockedValue { $0[id] = NBDClientInfo(address: nil, pid: nil, ownDevice: true, transmitting: true) }
+                channel.closeFuture.whenComplete { _ in
+                    clients.withLockedValue { _ = $0.removeValue(forKey: id) }
+                    registry.withLockedValue { _ = $0.removeValue(forKey: id) }
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NBDConnectionHandler(backend: backend, transmission: session, name: name))
                 }
@@ -83,4 +104,30 @@ public final class NBDServer: Sendable {
     }
 
     public var clientCount: Int { clients.withLockedValue { $0.count } }
+
+    /// Clients that opened the export (reached the transmission phase), besides the block device
+    /// repd attached itself and the processes in `excludingPIDs` (its helpers).
+    public func openClients(excludingPIDs: Set<Int32> = []) -> [NBDClientInfo] {
+        registry.withLockedValue { Array($0.values) }
+            .filter { $0.transmitting && !$0.ownDevice && !($0.pid.map(excludingPIDs.contains) ?? false) }
+            .sorted { ($0.pid ?? 0, $0.address ?? "") < ($1.pid ?? 0, $1.address ?? "") }
+    }
+}
+
+/// One NBD client of the export.
+public struct NBDClientInfo: Sendable, Hashable {
+    /// The client's address (TCP clients).
+    public var address: String?
+    /// The client's process (unix socket clients, from SO_PEERCRED).
+    public var pid: Int32?
+    /// A connection repd made itself (the kernel's nbd device).
+    public var ownDevice: Bool
+    public var transmitting: Bool
+}
+
+/// `struct ucred` of SO_PEERCRED, laid out as Linux has it.
+struct PeerCredentials {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
 }

@@ -84,6 +84,8 @@ public struct Scenario: Sendable, CustomStringConvertible {
     public var bitmapFlushMilliseconds = 2000
     /// `disk-timeout` in milliseconds (0: none).
     public var diskTimeoutMilliseconds = 0
+    /// `fencing`, with a `fence-peer` handler that asks the other node to outdate itself.
+    public var fencing: FencingPolicy = .dontCare
     public var steps: [ScheduleStep]
 
     public var description: String {
@@ -92,7 +94,8 @@ public struct Scenario: Sendable, CustomStringConvertible {
             + (internalMetadata ? ", internal metadata" : ", external metadata")
             + ", after-sb \(policies.afterSB0Pri)/\(policies.afterSB1Pri.rawValue)/\(policies.afterSB2Pri.rawValue)"
             + ", resync \(resyncRate >> 20) MiB/s, bitmap written every \(bitmapFlushMilliseconds) ms"
-            + (diskTimeoutMilliseconds > 0 ? ", disk-timeout \(diskTimeoutMilliseconds) ms" : "")]
+            + (diskTimeoutMilliseconds > 0 ? ", disk-timeout \(diskTimeoutMilliseconds) ms" : "")
+            + (fencing != .dontCare ? ", fencing \(fencing.rawValue)" : "")]
         lines += steps.map { "  \($0)" }
         return lines.joined(separator: "\n")
     }
@@ -152,6 +155,10 @@ public struct Scenario: Sendable, CustomStringConvertible {
         scenario.resyncRate = [400 << 20, 400 << 20, 24 << 20, 6 << 20][pick(4)]
         scenario.bitmapFlushMilliseconds = [2000, 300][pick(2)]
         scenario.diskTimeoutMilliseconds = [0, 0, 1500][pick(3)]
+        // Fencing, with the repd outdate handler over a fencing path that stays up while the
+        // replication link is cut (two Primaries need resource-and-stonith, as DRBD's guide says).
+        scenario.fencing = twoPrimaries ? [.resourceAndStonith, .resourceAndStonith, .dontCare][pick(3)]
+            : [.dontCare, .dontCare, .resourceOnly, .resourceAndStonith][pick(4)]
         return scenario
     }
 }

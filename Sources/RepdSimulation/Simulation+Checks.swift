@@ -59,6 +59,11 @@ extension Simulation {
             if wroteApart[0] && wroteApart[1] && !splitBrain {
                 violate("split brain reported", "both nodes wrote while apart, but \(node) decided \(decision)")
             }
+            if splitBrain && scenario.fencing == .resourceAndStonith && lastCrash.allSatisfy({ $0 < lastInSync }) {
+                // Both nodes stayed up and the fencing path worked: one of them was fenced before it
+                // acknowledged anything apart, so the data cannot have diverged.
+                violate("fencing prevents split brain", "with fencing resource-and-stonith and no power loss since t=\(milliseconds(lastInSync)) ms, \(node) decided \(decision)")
+            }
             // This decision accounts for what either side wrote apart so far.
             wroteApart = [false, false]
         }
@@ -101,6 +106,10 @@ extension Simulation {
         queue.push(at: now + 500_000_000, .heal)
         guard let a = nodes[0].engine, let b = nodes[1].engine else { return }
         let connected = a.state.connection == .connected && b.state.connection == .connected
+        for node in SimNode.allCases {
+            // A node frozen by a fence that could not be done: the operator lets it go on.
+            if case .frozen? = nodes[node.rawValue].engine?.fence?.phase { command(.resumeIO, on: node) }
+        }
         for node in SimNode.allCases {
             // A node without its disk gets it back (or a new one when it had failed).
             guard let engine = nodes[node.rawValue].engine, !engine.diskAttached, nodes[node.rawValue].attachCommand == nil else { continue }

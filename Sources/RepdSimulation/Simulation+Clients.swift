@@ -133,7 +133,10 @@ extension Simulation {
                 // disk is not UpToDate, a broken link and the resync after it may take it away.
                 ledger.void(tags: tags)
             }
-            if engine.state.connection != .connected { wroteApart[node.rawValue] = true }
+            if engine.state.connection != .connected {
+                if !wroteApart[node.rawValue] { note("\(node) wrote while apart (tags \(tags.prefix(3)))") }
+                wroteApart[node.rawValue] = true
+            }
             if scenario.replication == .C { checkOnPeer(tags: tags, blocks: blocks, acknowledgedBy: node) }
         case .read(let range, let issuedAt, let checked):
             guard ok, checked, case .data(let buffer) = result else { return }

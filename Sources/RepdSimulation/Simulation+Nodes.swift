@@ -196,6 +196,13 @@ extension Simulation {
         case .reply(let id, let ok, let message):
             note("\(node) answers: \(ok ? "" : "refused: ")\(message)")
             if id == nodes[node.rawValue].attachCommand { attachAnswered(node, ok: ok) }
+            if let request = fenceRequests[node], request.command == id {
+                fenceRequests[node] = nil
+                fenceAnswered(request, message: message)
+            }
+        case .runHandler(let token, let name, _) where name == "fence-peer":
+            note("\(node) runs handler fence-peer")
+            queue.push(at: now + latency(5_000_000, 200_000_000), .fenceRequest(from: node, token: token, incarnation: incarnation, attempt: 0))
         case .runHandler(let token, let name, _):
             note("\(node) runs handler \(name)")
             queue.push(at: now + latency(1_000_000, 50_000_000), .ioComplete(node, incarnation: incarnation, .handler(token)))
@@ -207,15 +214,40 @@ extension Simulation {
             note("\(node) detaches its disk\(failure.map { ": \($0.summary)" } ?? "")")
             nodes[node.rawValue].detached = true
             if let failure, failure.keepsDiskOut { nodes[node.rawValue].failedRecord = failure }
-            // The farewell goes on the metadata queue after what is there; on a failing disk it may fail.
-            let failing = nodes[node.rawValue].disk.failing != nil && scenario.internalMetadata && pick(2) == 0
-            if failing {
-                note("\(node): the farewell metadata write fails")
-                if failure?.operation?.contains("read") == true { nodes[node.rawValue].farewellLost = true }
-            } else {
-                applyMetadata(farewell, on: node)
-            }
+            // The farewell goes on the metadata queue after what is there (a stuck disk's earlier
+            // writes land first; found by the simulator, seed 2234).
+            let at = max(diskTime(node), nodes[node.rawValue].metadataQueueFreeAt) + ioLatency()
+            nodes[node.rawValue].metadataQueueFreeAt = at
+            queue.push(at: at, .ioComplete(node, incarnation: incarnation, .farewell(farewell, failure: failure)))
         }
+    }
+
+    /// The repd fence-peer handler: it asks the other node, over a fencing path that is up whenever
+    /// that node is, to outdate itself, and exits with the code the answer carries (5 when the other
+    /// node is down; "still connected" is asked again, up to 10 times a second apart).
+    func fenceRequest(from: SimNode, token: IOToken, incarnation: Int, attempt: Int) {
+        guard nodes[from.rawValue].incarnation == incarnation, nodes[from.rawValue].engine != nil else { return }
+        let target = from.other
+        guard nodes[target.rawValue].engine != nil else {
+            note("\(from)'s fence-peer: \(target) is unreachable")
+            queue.push(at: now + latency(1_000_000, 50_000_000), .engine(from, incarnation: incarnation, .handlerFinished(token, .exited(5))))
+            return
+        }
+        let id = nodes[target.rawValue].nextCommand
+        nodes[target.rawValue].nextCommand += 1
+        fenceRequests[target] = (id, from, token, incarnation, attempt)
+        deliver(.command(id, .outdate(byPeer: true)), to: target, incarnation: nodes[target.rawValue].incarnation)
+    }
+
+    func fenceAnswered(_ request: (command: CommandID, from: SimNode, token: IOToken, incarnation: Int, attempt: Int), message: String) {
+        let code = Int(message.prefix { $0.isNumber }) ?? 1
+        if code == FenceAnswer.connected.rawValue && request.attempt < 10 {
+            queue.push(at: now + 1_000_000_000, .fenceRequest(from: request.from, token: request.token, incarnation: request.incarnation, attempt: request.attempt + 1))
+            return
+        }
+        let exit = code == FenceAnswer.connected.rawValue || code == FenceAnswer.refused.rawValue ? 1 : code
+        queue.push(at: now + latency(1_000_000, 50_000_000),
+                   .engine(request.from, incarnation: request.incarnation, .handlerFinished(request.token, .exited(Int32(exit)))))
     }
 
     /// When the node's disk takes new I/O (later while it is stuck).
@@ -306,6 +338,15 @@ extension Simulation {
             }
         case .handler(let token):
             event = .handlerFinished(token, .exited(0))
+        case .farewell(let farewell, let failure):
+            // On a failing disk the farewell may fail too.
+            if nodes[node.rawValue].disk.failing != nil && scenario.internalMetadata && pick(2) == 0 {
+                note("\(node): the farewell metadata write fails")
+                if failure?.operation?.contains("read") == true { nodes[node.rawValue].farewellLost = true }
+            } else {
+                applyMetadata(farewell, on: node)
+            }
+            return
         }
         deliver(event, to: node, incarnation: incarnation)
     }

@@ -57,6 +57,8 @@ public final class Simulation {
     /// When each node last lost power (0: never).
     var lastCrash: [UInt64] = [0, 0]
     var discardedOn = Set<Int>()
+    /// The outdate request a node's fence-peer handler has out at the other node, by that node.
+    var fenceRequests: [SimNode: (command: CommandID, from: SimNode, token: IOToken, incarnation: Int, attempt: Int)] = [:]
     let maximumEvents = 3_000_000
     /// A block whose every change the trace records (`repd-sim --watch BLOCK`).
     public var watchBlock: Int?
@@ -125,6 +127,8 @@ public final class Simulation {
         c.barrierBytes = 1 << 20
         c.onIOError = .detach
         c.diskTimeoutNanoseconds = UInt64(scenario.diskTimeoutMilliseconds) * 1_000_000
+        c.fencing = scenario.fencing
+        if scenario.fencing != .dontCare { c.handlers = ["fence-peer"] }
         return c
     }
 
@@ -169,6 +173,8 @@ public final class Simulation {
             beginHealing()
         case .heal:
             healStep()
+        case .fenceRequest(let from, let token, let incarnation, let attempt):
+            fenceRequest(from: from, token: token, incarnation: incarnation, attempt: attempt)
         }
     }
 
@@ -196,6 +202,8 @@ enum SimEvent {
     case peerLost(ConnectionID, SimNode, incarnation: Int)
     case beginHealing
     case heal
+    /// A node's fence-peer handler reaches the other node over the fencing path.
+    case fenceRequest(from: SimNode, token: IOToken, incarnation: Int, attempt: Int)
 }
 
 enum IOCompletion {
@@ -204,6 +212,8 @@ enum IOCompletion {
     case sync(IOToken)
     case persist(IOToken, MetadataWrite)
     case handler(IOToken)
+    /// The metadata a detached disk is left with, written after what was queued before it.
+    case farewell(MetadataWrite, failure: DiskFailure?)
 }
 
 /// A min-heap of events by time; equal times keep the order they were pushed in.

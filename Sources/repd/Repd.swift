@@ -17,7 +17,8 @@ struct Repd: AsyncParsableCommand {
         subcommands: [
             CreateMD.self, DumpMD.self, Up.self, Down.self, Primary.self, Secondary.self, Status.self, DumpConfig.self,
             PauseSync.self, ResumeSync.self, Invalidate.self, InvalidateRemote.self, Verify.self, NewCurrentUUID.self,
-            Connect.self, Disconnect.self, Detach.self, Attach.self, ResumeIO.self, OverviewVerb.self, Events.self, ShowGI.self,
+            Connect.self, Disconnect.self, Detach.self, Attach.self, SuspendIO.self, ResumeIO.self, Outdate.self, FencePeerOutdate.self,
+            OverviewVerb.self, Events.self, ShowGI.self,
         ]
     )
 

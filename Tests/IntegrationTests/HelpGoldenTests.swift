@@ -8,7 +8,7 @@ final class HelpGoldenTests: XCTestCase {
     static let verbs = [
         "create-md", "dump-md", "up", "down", "primary", "secondary", "status", "dump-config",
         "pause-sync", "resume-sync", "invalidate", "invalidate-remote", "verify", "new-current-uuid",
-        "connect", "disconnect", "detach", "attach", "resume-io", "overview", "events", "show-gi",
+        "connect", "disconnect", "detach", "attach", "suspend-io", "resume-io", "outdate", "fence-peer-outdate", "overview", "events", "show-gi",
     ]
 
     private func golden(_ name: String) -> URL {

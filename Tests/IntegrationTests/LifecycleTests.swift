@@ -38,17 +38,25 @@ final class LifecycleTests: XCTestCase {
         // A Secondary export refuses writes with EPERM.
         XCTAssertEqual(try h.run(["primary", "--force", h.resource]).status, 0)
         XCTAssertEqual(try h.run(["secondary", h.resource]).status, 0)
-        let c = try NBDClient(uri: h.uri)
-        XCTAssertThrowsError(try c.pwrite([1, 2, 3, 4], offset: 0)) { error in
+        var client: NBDClient? = try NBDClient(uri: h.uri)
+        XCTAssertThrowsError(try client!.pwrite([1, 2, 3, 4], offset: 0)) { error in
             XCTAssertEqual((error as? NBDClient.Failure)?.errno, EPERM)
         }
         // Consistent data that was UpToDate: promotion without --force works.
         XCTAssertEqual(try h.run(["primary", h.resource]).status, 0)
-        try c.pwrite(pattern(4096, seed: 5), offset: 4096)
+        try client!.pwrite(pattern(4096, seed: 5), offset: 4096)
         status = try h.statusJSON()
         XCTAssertEqual(status.first?["role"] as? String, "Primary")
         XCTAssertEqual(((status.first?["devices"] as? [[String: Any]])?.first)?["disk-state"] as? String, "UpToDate")
 
+        // As DRBD refuses while the device is open: secondary and down are refused while an NBD
+        // client has the export open, and the message names it.
+        for verb in ["secondary", "down"] {
+            let held = try h.run([verb, h.resource])
+            XCTAssertEqual(held.status, 1, "\(verb) with a client holding the export")
+            XCTAssertTrue(held.stderr.contains("1 NBD client has \(h.resource) open") && held.stderr.contains("pid \(getpid()), unix socket"), held.stderr)
+        }
+        client = nil
         try h.down()
         XCTAssertEqual(try h.run(["status", h.resource]).status, 20)
         XCTAssertFalse(FileManager.default.fileExists(atPath: h.socketPath), "export socket removed")
@@ -88,11 +96,13 @@ final class LifecycleTests: XCTestCase {
         let h = try DaemonHarness(metaDisk: "internal")
         defer { h.cleanUp() }
         try h.startPrimary()
-        let c = try NBDClient(uri: h.uri)
-        XCTAssertLessThan(c.size, 64 << 20)
-        XCTAssertGreaterThan(c.size, 63 << 20)
-        // Writing the last byte of the export must not touch the metadata after it.
-        try c.pwrite([UInt8](repeating: 0xAB, count: 4096), offset: UInt64(c.size) - 4096)
+        do {
+            let c = try NBDClient(uri: h.uri)
+            XCTAssertLessThan(c.size, 64 << 20)
+            XCTAssertGreaterThan(c.size, 63 << 20)
+            // Writing the last byte of the export must not touch the metadata after it.
+            try c.pwrite([UInt8](repeating: 0xAB, count: 4096), offset: UInt64(c.size) - 4096)
+        }
         try h.down()
         let dump = try h.run(["dump-md", h.resource, "--json"])
         XCTAssertEqual(dump.status, 0, dump.stderr)

@@ -57,6 +57,11 @@ enum Samples {
         .dataReply(id: 1, status: 0, payload: ByteBuffer(bytes: [UInt8](repeating: 7, count: 4096))),
         .checksumRequest(offset: 0, length: 65536, algorithm: "crc32c"),
         .checksumReply(offset: 0, length: 65536, digest: [1, 2, 3, 4]),
+        .roleRequest(primary: true),
+        .roleReply(granted: false, reason: "alpha is Primary"),
+        .roleReply(granted: true, reason: ""),
+        .fenceRequest(action: FenceAction.outdate),
+        .fenceReply(code: 4, reason: "outdated"),
         .error(reason: "disk failed"),
     ]
 

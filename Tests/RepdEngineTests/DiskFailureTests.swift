@@ -165,6 +165,9 @@ extension DiskFailureTests {
         guard case .reply(5, false, let why)? = h.actions.last else { return XCTFail("\(h.actions)") }
         XCTAssertTrue(why.contains("detached disk holds newer data"), why)
         h.feed(.command(6, .primary(force: true)))
+        // One Primary at a time: the peer agrees first.
+        guard case .roleRequest(primary: true)? = h.sent.last else { return XCTFail("no role request: \(h.actions)") }
+        h.feed(.peerMessage(EngineHarness.connection, .roleReply(granted: true, reason: "")))
         XCTAssertEqual(h.engine.state.role, .primary)
         XCTAssertTrue(h.engine.state.servedByPeer)
     }

@@ -9,6 +9,11 @@
 # guest-side duration.
 ME=$NODE_ID; if [ "$ME" = 1 ]; then PEER_IP=$NODE2_IP; else PEER_IP=$NODE1_IP; fi
 other=$((3 - ME))
+# A second network on the same link for corosync/dlm, the barriers and repd's fencing path; the
+# replication link (NODE*_IP) is the one cut in the fencing phase.
+FEN1=192.168.78.1; FEN2=192.168.78.2
+if [ "$ME" = 1 ]; then MY_FEN=$FEN1; PEER_FEN=$FEN2; else MY_FEN=$FEN2; PEER_FEN=$FEN1; fi
+MY_IP=$(echo "$GUEST_IP" | cut -d/ -f1)
 VG=repdvg; LV=gfs2lv; DEV=/dev/drbd1; BACKING=/dev/vda
 export LD_LIBRARY_PATH=/data
 export PATH=/data:$PATH
@@ -39,7 +44,7 @@ barrier() {
     k=$1
     if [ "$ME" = 1 ]; then lport=$((6000+k)); rport=$((5000+k)); else lport=$((5000+k)); rport=$((6000+k)); fi
     timeout 600 nc -l -p $lport </dev/null >/tmp/barrier.$k 2>/dev/null & lp=$!
-    n=600; until echo "node$ME-$k" | nc -w 2 "$PEER_IP" $rport 2>/dev/null; do sleep 1; n=$((n-1)); [ $n = 0 ] && break; done
+    n=600; until echo "node$ME-$k" | nc -w 2 "$PEER_FEN" $rport 2>/dev/null; do sleep 1; n=$((n-1)); [ $n = 0 ] && break; done
     wait $lp; rc=$?
     [ $rc = 0 ] && [ -s /tmp/barrier.$k ]
 }
@@ -47,8 +52,10 @@ status_json() { $REPD status r0 --json 2>/dev/null | tr -d ' \n'; }
 has() { status_json | grep -q "$1"; }
 PHASE_T0=$(up)
 
-echo "INFO: node$ME ip=$(ip -4 -o addr show eth0 | awk '{print $4}') peer=$PEER_IP kernel=$(uname -r)"
+ip addr add "$MY_FEN/24" dev eth0
+echo "INFO: node$ME ip=$(ip -4 -o addr show eth0 | awk '{print $4}' | tr '\n' ' ') peer=$PEER_IP kernel=$(uname -r)"
 must "peer $PEER_IP reachable (ping)" wait_for 120 ping -c1 -W1 "$PEER_IP"
+must "peer $PEER_FEN reachable on the second network (ping)" wait_for 60 ping -c1 -W1 "$PEER_FEN"
 must "static repd runs here" $REPD --version
 
 # ---------------- LVM: scan the replicated device, never the backing disk ------------------------
@@ -92,11 +99,13 @@ resource r0 {
         ping-timeout 20;
         timeout 100;
     }
+    disk { fencing resource-and-stonith; c-max-rate 400M; c-fill-target 8M; c-min-rate 20M; }
+    handlers { fence-peer "$REPD fence-peer-outdate"; }
     device /dev/drbd1;
     disk /dev/vda;
     meta-disk internal;
-    on node1 { address $NODE1_IP:7789; node-id 0; }
-    on node2 { address $NODE2_IP:7789; node-id 1; }
+    on node1 { address $NODE1_IP:7789; fence-address $FEN1:7790; node-id 0; }
+    on node2 { address $NODE2_IP:7789; fence-address $FEN2:7790; node-id 1; }
 }
 RES
 must "repd create-md r0" $REPD create-md r0
@@ -133,12 +142,12 @@ totem {
 }
 nodelist {
     node {
-        ring0_addr: $NODE1_IP
+        ring0_addr: $FEN1
         nodeid: 1
         name: node1
     }
     node {
-        ring0_addr: $NODE2_IP
+        ring0_addr: $FEN2
         nodeid: 2
         name: node2
     }
@@ -199,7 +208,65 @@ must "barrier 5 (appends done)" barrier 5
 step "counter has 40 lines" sh -c "[ \$(wc -l < /mnt/gfs2/counter) = 40 ]"
 must "barrier 6 (checks done)" barrier 6
 phase "GFS2 cross-node checks"
-step "umount" umount /mnt/gfs2
+
+# ---------------- fencing: the replication link is cut under a file workload --------------------
+# Both nodes write files (each synced) and keep a ledger of the completed ones; node2 drops its
+# replication address. Both freeze (resource-and-stonith), both fence-peer handlers run over the
+# second network: node1 (its name sorts first) stays writable, node2 is Outdated, its GFS2 sees
+# EIO and withdraws. Then the address comes back: node2 resyncs from node1, no split brain.
+workload() {
+    mkdir -p /mnt/gfs2/w$ME; i=0; : > /tmp/ledger
+    while [ ! -e /tmp/stop ] && [ $i -lt 400 ]; do
+        echo "$MARKER node$ME file $i" | dd of=/mnt/gfs2/w$ME/f$i conv=fsync 2>/dev/null && echo $i >> /tmp/ledger || break
+        i=$((i+1))
+    done
+}
+workload & WL=$!
+must "barrier 10 (workloads running)" barrier 10
+sleep 3
+if [ "$ME" = 2 ]; then
+    T_CUT=$(up)
+    must "cut the replication link (drop $MY_IP)" ip addr del "$GUEST_IP" dev eth0
+fi
+if [ "$ME" = 1 ]; then
+    must "fencing resolved: node1 UpToDate, not suspended" wait_for 120 sh -c "$REPD status r0 --json | tr -d ' \n' | grep -q '\"disk-state\":\"UpToDate\"' && ! $REPD status r0 --json | grep -q repd-suspended && grep -q 'fencing done' /run/repd/r0.log"
+    grep 'fence' /run/repd/r0.log | tail -4 | sed "s/^/INFO: node$ME: log: /"
+else
+    must "fencing resolved: node2 Outdated" wait_for 120 has '"disk-state":"Outdated"'
+    echo "INFO: node$ME: fenced $(since "$T_CUT")s after the cut"
+    grep -i 'fence\|outdated' /run/repd/r0.log | tail -4 | sed "s/^/INFO: node$ME: log: /"
+fi
+must "barrier 11 (fencing resolved)" barrier 11
+sleep 3
+touch /tmp/stop; wait $WL
+echo "INFO: node$ME: workload completed $(wc -l < /tmp/ledger) files"
+if [ "$ME" = 1 ]; then
+    step "node1 wrote on after the fence" sh -c "[ \$(wc -l < /tmp/ledger) -gt 0 ] && ls /mnt/gfs2/w1 | grep -q ."
+fi
+must "barrier 12 (workloads stopped)" barrier 12
+if [ "$ME" = 2 ]; then
+    echo "INFO: node2: GFS2 after the fence: $(dmesg | grep -i 'gfs2.*withdraw' | tail -1)"
+    umount /mnt/gfs2 2>/dev/null || umount -l /mnt/gfs2
+    must "restore the replication link" ip addr add "$GUEST_IP" dev eth0
+    # node2's ledger to node1, over the second network
+    must "send node2's ledger" sh -c "n=60; until nc -w 2 $PEER_FEN 7100 < /tmp/ledger; do sleep 1; n=\$((n-1)); [ \$n = 0 ] && exit 1; done"
+else
+    timeout 120 nc -l -p 7100 > /tmp/ledger2 </dev/null
+fi
+connected_in_sync() { has '"connection-state":"Connected"' && has '"disk-state":"UpToDate"' && has '"peer-disk-state":"UpToDate"'; }
+must "reconnected and in sync after the heal" wait_for 180 connected_in_sync
+step "no split brain after the fence" sh -c "! grep -qi 'split brain' /run/repd/r0.log"
+grep 'sync decision\|resync finished' /run/repd/r0.log | tail -2 | sed "s/^/INFO: node$ME: log: /"
+if [ "$ME" = 1 ]; then
+    step "every file of both ledgers is there, with its contents" sh -c '
+        for n in 1 2; do f=/tmp/ledger; [ $n = 2 ] && f=/tmp/ledger2
+            for i in $(cat $f); do [ "$(cat /mnt/gfs2/w$n/f$i)" = "'"$MARKER"' node$n file $i" ] || { echo "missing w$n/f$i"; exit 1; }; done
+        done'
+    echo "INFO: node1: ledgers checked: node1 $(wc -l < /tmp/ledger) files, node2 $(wc -l < /tmp/ledger2) files"
+fi
+must "barrier 13 (fencing phase done)" barrier 13
+phase "fencing: link cut under load, fenced, healed, resynced"
+if [ "$ME" = 1 ]; then step "umount" umount /mnt/gfs2; fi
 must "barrier 7 (both unmounted)" barrier 7
 if [ "$ME" = 1 ]; then step "fsck.gfs2 -n" fsck.gfs2 -n "/dev/$VG/$LV"; fi
 step "vgchange -an" vgchange -an "$VG"

@@ -1,0 +1,135 @@
+import NIOCore
+import PeerProtocol
+import RepdCore
+import RepdEngine
+import XCTest
+
+/// Fencing, event in, actions out: what losing the peer while Primary does under each policy,
+/// what each fence-peer exit code does, the outdate request, and one Primary at a time.
+final class FencingTests: XCTestCase {
+    func fencePeerToken(_ h: EngineHarness) -> IOToken? {
+        for case .runHandler(let token, "fence-peer", _) in h.actions { return token }
+        return nil
+    }
+
+    func fencedPrimary(_ policy: FencingPolicy) -> EngineHarness {
+        var h = EngineHarness { $0.fencing = policy; $0.handlers = ["fence-peer", "unfence-peer"] }
+        h.connectedPrimary()
+        return h
+    }
+
+    /// resource-and-stonith: a write the peer did not acknowledge before the link went is held,
+    /// and new requests wait, until the handler's answer; resource-only holds nothing.
+    func testTheLinkGoesWhilePrimary() {
+        for policy in [FencingPolicy.resourceAndStonith, .resourceOnly, .dontCare] {
+            var h = fencedPrimary(policy)
+            h.feed(.clientWrite(1, EngineHarness.clientWrite(block: 3)))
+            guard let (token, _) = h.localWrites.first else { return XCTFail() }
+            h.feed(.writeDone(token, nil))
+            h.feed(.peerLost(EngineHarness.connection, reason: "cut"))
+            h.feed(.clientWrite(2, EngineHarness.clientWrite(block: 9)))
+            let ran = fencePeerToken(h) != nil
+            XCTAssertEqual(ran, policy != .dontCare, "\(policy): fence-peer")
+            switch policy {
+            case .resourceAndStonith:
+                XCTAssertNil(h.completed(1), "stonith: acknowledged before the peer was fenced")
+                XCTAssertNil(h.completed(2), "stonith: a new write went on while frozen")
+                XCTAssertEqual(h.engine.suspendReasons, [.fencing])
+                let before = h.engine.metadata.superblock.generation.current
+                h.feed(.handlerFinished(fencePeerToken(h)!, .exited(4)))
+                XCTAssertNotEqual(h.engine.metadata.superblock.generation.current, before, "the new generation starts once fenced")
+                XCTAssertTrue(h.isDone(1), "stonith: the held write completes once the peer is fenced")
+                XCTAssertEqual(h.engine.state.peerDisk, .outdated)
+                XCTAssertTrue(h.engine.metadata.superblock.flags.contains(.peerOutdated))
+                XCTAssertTrue(h.engine.suspendReasons.isEmpty)
+            case .resourceOnly, .dontCare:
+                XCTAssertTrue(h.isDone(1), "\(policy): the write completes from the local disk")
+                XCTAssertTrue(h.engine.suspendReasons.isEmpty)
+            }
+        }
+    }
+
+    /// (exit code, does this node stay writable?, is its disk Outdated?, does I/O stay frozen?)
+    func testFencePeerExitCodes() {
+        let table: [(Int32, Bool, Bool, Bool)] = [
+            (3, true, false, false), (4, true, false, false), (5, true, false, false), (7, true, false, false),
+            (6, false, true, false), (1, false, false, true), (0, false, false, true),
+        ]
+        for (code, writable, outdated, frozen) in table {
+            var h = fencedPrimary(.resourceAndStonith)
+            h.feed(.clientWrite(1, EngineHarness.clientWrite(block: 3)))
+            guard let (token, _) = h.localWrites.first else { return XCTFail() }
+            h.feed(.writeDone(token, nil))
+            h.feed(.peerLost(EngineHarness.connection, reason: "cut"))
+            h.feed(.handlerFinished(fencePeerToken(h)!, .exited(code)))
+            XCTAssertEqual(h.engine.state.acceptsWrites && !h.engine.suspendReasons.contains(.fencing), writable, "exit \(code): writable")
+            XCTAssertEqual(h.engine.state.disk == .outdated, outdated, "exit \(code): Outdated")
+            XCTAssertEqual(h.engine.suspendReasons.contains(.fencing), frozen, "exit \(code): frozen")
+            switch h.completed(1) {
+            case .done?: XCTAssertTrue(writable, "exit \(code): acknowledged")
+            case .failed?: XCTAssertTrue(outdated, "exit \(code): failed")
+            case nil: XCTAssertTrue(frozen, "exit \(code): still held")
+            default: XCTFail()
+            }
+            if frozen {
+                h.feed(.command(9, .resumeIO))
+                XCTAssertTrue(h.isDone(1), "exit \(code): resume-io lets the held write complete")
+            }
+        }
+    }
+
+    /// The peer's handler asks this node to outdate itself.
+    func testOutdateRequests() {
+        func answer(_ h: EngineHarness, _ id: CommandID) -> String? {
+            for case .reply(id, _, let message) in h.actions { return message }
+            return nil
+        }
+        // A disconnected Secondary is outdated, durably.
+        var s = EngineHarness(node: "beta", peer: "alpha")
+        s.feed(.command(1, .newCurrentUUID(clearBitmap: false)))
+        s.feed(.command(2, .primary(force: true)))
+        s.feed(.command(3, .secondary))
+        for token in s.syncs { s.feed(.syncDone(token, nil)) }
+        XCTAssertEqual(s.engine.state.role, .secondary)
+        s.feed(.command(4, .outdate(byPeer: true)))
+        XCTAssertEqual(answer(s, 4)?.prefix(2), "4 ")
+        XCTAssertEqual(s.engine.state.disk, .outdated)
+        XCTAssertFalse(s.engine.metadata.superblock.flags.contains(.wasUpToDate))
+        // While connected it is refused (the handler asks again).
+        var c = fencedPrimary(.resourceAndStonith)
+        c.feed(.command(5, .outdate(byPeer: true)))
+        XCTAssertEqual(answer(c, 5)?.prefix(3), "20 ")
+        // Two frozen Primaries: alpha (its name sorts first) stays, beta is outdated.
+        for (node, peer, expected) in [("alpha", "beta", "6 "), ("beta", "alpha", "4 ")] {
+            var p = EngineHarness(node: node, peer: peer) { $0.fencing = .resourceAndStonith; $0.handlers = ["fence-peer"]; $0.allowTwoPrimaries = true }
+            p.connectedPrimary()
+            p.feed(.peerLost(EngineHarness.connection, reason: "cut"))
+            p.feed(.command(6, .outdate(byPeer: true)))
+            XCTAssertEqual(answer(p, 6)?.prefix(2), Substring(expected), "\(node)")
+            XCTAssertEqual(p.engine.state.disk == .outdated, expected == "4 ", "\(node)")
+        }
+    }
+
+    /// Without allow-two-primaries, a connected promotion waits for the peer's consent; of two at
+    /// the same instant, the node whose name sorts first wins.
+    func testOnePrimaryAtATime() {
+        for (localResolves, peerAsksFirst, wins) in [(true, true, true), (false, true, false)] {
+            var h = EngineHarness()
+            h.feed(.command(1, .newCurrentUUID(clearBitmap: false)))
+            let generation = h.engine.metadata.superblock.generation
+            h.feed(.peerConnected(EngineHarness.connection, peerNode: "beta", localResolves: localResolves))
+            h.feed(.peerMessage(EngineHarness.connection, .state(h.peerReport(generation: generation))))
+            h.clear()
+            h.feed(.command(2, .primary(force: false)))
+            guard case .roleRequest(primary: true)? = h.sent.last else { return XCTFail("no request: \(h.actions)") }
+            XCTAssertEqual(h.engine.state.role, .secondary, "promoted before the peer agreed")
+            if peerAsksFirst {
+                h.feed(.peerMessage(EngineHarness.connection, .roleRequest(primary: true)))
+                guard case .roleReply(let granted, _)? = h.sent.last else { return XCTFail() }
+                XCTAssertEqual(granted, !wins)
+                h.feed(.peerMessage(EngineHarness.connection, .roleReply(granted: wins, reason: wins ? "" : "beta wins")))
+            }
+            XCTAssertEqual(h.engine.state.role, wins ? .primary : .secondary, "localResolves \(localResolves)")
+        }
+    }
+}
