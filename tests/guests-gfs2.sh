@@ -72,7 +72,8 @@ done
 if [ "$rc1" -ne 0 ] || [ "$rc2" -ne 0 ]; then
     for n in 1 2; do
         echo "    === node$n"
-        grep -E '^(FAIL|    )' "$T/node$n.summary" | head -40 | sed 's/^/    /'
+        grep -E '^(FAIL|    )' "$T/node$n.summary" | head -40 | sed 's/^/    /' || true
+        tail -n 25 "$T/node$n.summary" | sed 's/^/    | /' || true
         show_file "$T/node$n.out" 15
     done >&2
     [ "$rc1" -ne 124 ] && [ "$rc2" -ne 124 ] || fail "the guests did not finish within ${VM_TIMEOUT}s"

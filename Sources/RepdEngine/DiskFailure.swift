@@ -213,11 +213,21 @@ extension Engine {
     /// A resync or verify needs both disks: when one of them goes, it ends (the bitmaps keep what
     /// is still to do).
     mutating func endSyncWithoutLocalDisk() {
-        guard session != nil else { return }
+        guard let connection = session?.connection else { return }
         if let sync = session!.resync {
             log(.warning, "resync as \(sync.source ? "SyncSource" : "SyncTarget") stopped: \(state.hasDisk ? "the peer" : "this node") has no disk now")
             session!.resync = nil
-            session!.deferredMessages = nil
+        }
+        if let pending = session!.pendingSyncStart {
+            log(.warning, "the resync \(pending.source ? "from" : "to") this node that waited for its before-resync handler will not start: \(state.hasDisk ? "the peer" : "this node") has no disk now")
+            session!.pendingSyncStart = nil
+        }
+        // What waited for the resync to start is taken now, in order, by a node without a resync
+        // (the peer's writes and acknowledgements must not be lost with it).
+        let deferred = session!.deferredMessages ?? []
+        session!.deferredMessages = nil
+        defer {
+            for message in deferred where session?.connection == connection { peerMessage(message) }
         }
         if session!.verify != nil {
             log(.warning, "online verify stopped: a disk went away")
@@ -446,7 +456,7 @@ extension Engine {
         remoteRequests.removeAll()
         for (_, read) in reads.sorted(by: { $0.key < $1.key }) {
             inFlight -= 1
-            if configuration.suspendWithoutData {
+            if suspendsWithoutData {
                 suspended.append(.read(read.client, offset: read.range.lowerBound, length: UInt32(read.range.count), kind: .read))
             } else {
                 emit(.complete(read.client, .failed(.io, "\(configuration.resource) on \(configuration.node) has no disk, and the connection to \(peerName) was lost before it answered the read")))

@@ -146,7 +146,9 @@ public struct Engine: Sendable {
             peerLost(connection, reason: reason)
         case .peerMessage(let connection, let message):
             guard session?.connection == connection else { break }
-            if session!.deferredMessages != nil {
+            if session!.deferredMessages != nil && !(session!.pendingSyncStart?.source == true && message.answersOurRequests) {
+                // A SyncSource waiting for its before-resync-source handler still takes the
+                // answers to its own writes and pings: its applications must not stall for it.
                 session!.deferredMessages!.append(message)
             } else {
                 peerMessage(message)
@@ -435,4 +437,14 @@ func hex(_ value: UInt64) -> String { GenerationIdentifiers.text(value) }
 /// Generation identifiers in one line: current/bitmap/history.
 public func generationText(_ g: GenerationIdentifiers) -> String {
     ([g.current, g.bitmap] + g.history).map { GenerationIdentifiers.text($0) }.joined(separator: ":")
+}
+
+extension PeerMessage {
+    /// Answers to what this node sent (acknowledgements, pings): independent of a resync starting.
+    var answersOurRequests: Bool {
+        switch self {
+        case .writeAck, .receiveAck, .flushAck, .ping, .pingAck, .roleReply: return true
+        default: return false
+        }
+    }
 }

@@ -278,14 +278,13 @@ extension Engine {
             return answer(.primary, "this node fenced \(peerName) before and holds the newer data: \(peerName)'s disk is the Outdated one")
         }
         if state.role == .primary {
-            guard byPeer, let run = fence, run.freezesIO, !winsFencingTie else {
+            guard byPeer, fence?.freezesIO == true, !winsFencingTie else {
                 return answer(.primary, byPeer ? "this node is Primary and stays" + (fence != nil ? " (it wins the fencing tie: its name sorts first)" : "")
                     : "refusing to outdate a Primary; make it Secondary first")
             }
             // Both Primary and both frozen: the node whose name sorts first wins; this one has
             // acknowledged nothing since the link went, so its disk may be outdated.
             outdateSelf("outdated by \(peerName)'s fence-peer handler: both nodes are Primary and \(peerName) wins the tie")
-            _ = run
             return answer(.outdated, "outdated (this node was Primary and frozen; its held writes failed)")
         }
         if let run = fence, let promotion = run.promotion {

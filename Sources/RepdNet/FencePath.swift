@@ -155,9 +155,11 @@ public enum FencePath {
     public enum Outcome: Sendable, Equatable {
         /// The peer answered with this fence-peer exit code and sentence.
         case answered(code: UInt8, reason: String)
-        /// The peer could not be reached (connection refused, timeout): DRBD's exit code 5.
+        /// The peer could not be reached (connection refused, connect timeout): DRBD's exit code 5.
         case unreachable(String)
-        /// The peer refused the handshake (wrong secret, wrong resource) or broke the protocol.
+        /// The peer refused the handshake (wrong secret, wrong resource), broke the protocol, or
+        /// accepted the connection and gave no answer. A peer that accepted a connection is alive:
+        /// it is never assumed down.
         case refused(String)
     }
 
@@ -194,8 +196,8 @@ public enum FencePath {
             promise.succeed(.unreachable("\(host):\(port): \(error)"))
             return (try? await promise.futureResult.get()) ?? .unreachable("\(host):\(port)")
         }
-        loop.scheduleTask(in: timeout) { promise.succeed(.unreachable("\(host):\(port): no answer within \(timeout.nanoseconds / 1_000_000_000) s")) }
-        let outcome = (try? await promise.futureResult.get()) ?? .unreachable("\(host):\(port)")
+        loop.scheduleTask(in: timeout) { promise.succeed(.refused("\(host):\(port) accepted the connection and gave no answer within \(timeout.nanoseconds / 1_000_000_000) s")) }
+        let outcome = (try? await promise.futureResult.get()) ?? .refused("\(host):\(port): no outcome")
         try? await channel.close()
         return outcome
     }
@@ -220,7 +222,9 @@ final class FenceClientHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        promise.succeed(.unreachable("the peer closed the fencing connection without an answer"))
+        // It accepted the connection: it is alive, whatever made it close (too many connections,
+        // its timeout, a handshake it refused silently). Never "assumed down".
+        promise.succeed(.refused("the peer closed the fencing connection without an answer"))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

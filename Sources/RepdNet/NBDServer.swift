@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NBDProtocol
 import NIOConcurrencyHelpers
@@ -42,7 +45,7 @@ public final class NBDServer: Sendable {
                     _ = channel.setOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
                 } else if let provider = channel as? any SocketOptionProvider {
                     // Which process is at the other end of the unix socket (SO_PEERCRED).
-                    provider.unsafeGetSocketOption(level: SocketOptionLevel(1), name: SocketOptionName(17))
+                    provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
                         .whenSuccess { (credentials: PeerCredentials) in
                             registry.withLockedValue { $0[id]?.pid = credentials.pid }
                         }

@@ -68,7 +68,7 @@ struct FencePeerOutdate: AsyncParsableCommand {
             printError("repd fence-peer-outdate: the peer of \(name) has no fence-address in \(config.file); nothing can reach it besides the replication link")
             throw ExitCode(1)
         }
-        let deadline = ProcessSupport.monotonicNanoseconds() + UInt64(max(1, timeout)) * 1_000_000_000
+        let deadline = ProcessSupport.monotonicNanoseconds() + UInt64(min(max(1, timeout), 86_400)) * 1_000_000_000
         while true {
             let outcome = await FencePath.requestOutdate(configuration: link, host: address.host, port: address.port, timeout: .seconds(10),
                                                          mac: Resource.hmac, random: { ProcessSupport.randomUInt64() })

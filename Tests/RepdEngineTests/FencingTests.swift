@@ -132,4 +132,48 @@ final class FencingTests: XCTestCase {
             XCTAssertEqual(h.engine.state.role, wins ? .primary : .secondary, "localResolves \(localResolves)")
         }
     }
+
+    /// A SyncSource Primary waiting for its before-resync-source handler (an LVM snapshot that
+    /// takes minutes) still completes its applications' writes: the peer's acknowledgements are
+    /// not held back with the resync's messages.
+    func testWritesGoOnWhileBeforeResyncSourceRuns() {
+        var h = EngineHarness { $0.handlers = ["before-resync-source"] }
+        h.connectedPrimary()
+        h.feed(.command(3, .invalidateRemote(full: false)))
+        guard let handler = h.actions.compactMap({ action -> IOToken? in
+            if case .runHandler(let token, "before-resync-source", _) = action { return token } else { return nil }
+        }).first else { return XCTFail("before-resync-source did not run") }
+        XCTAssertNotNil(h.engine.session?.pendingSyncStart)
+        h.clear()
+        h.feed(.clientWrite(1, EngineHarness.clientWrite(block: 4)))
+        guard case .write(let w)? = h.sent.first, let (token, _) = h.localWrites.first else { return XCTFail() }
+        h.feed(.writeDone(token, nil))
+        h.feed(.peerMessage(EngineHarness.connection, .writeAck(sequence: w.sequence, status: 0)))
+        XCTAssertTrue(h.isDone(1), "the write waited for the before-resync-source handler")
+        h.feed(.handlerFinished(handler, .exited(0)))
+        XCTAssertNil(h.engine.session?.pendingSyncStart)
+        XCTAssertNotNil(h.engine.session?.resync, "the resync starts once the handler succeeded")
+    }
+
+    /// A detach while the before-resync handler runs: no resync starts afterwards, and nothing
+    /// the peer sent meanwhile is lost (its write is acknowledged).
+    func testDetachWhileBeforeResyncTargetRuns() {
+        var h = EngineHarness { $0.handlers = ["before-resync-target"] }
+        h.feed(.command(1, .newCurrentUUID(clearBitmap: false)))
+        h.feed(.peerConnected(EngineHarness.connection, peerNode: "beta", localResolves: true))
+        h.feed(.peerMessage(EngineHarness.connection, .state(h.peerReport(role: .primary))))
+        h.feed(.command(3, .invalidate(full: false)))
+        guard let handler = h.actions.compactMap({ action -> IOToken? in
+            if case .runHandler(let token, "before-resync-target", _) = action { return token } else { return nil }
+        }).first else { return XCTFail("before-resync-target did not run") }
+        h.clear()
+        h.feed(.peerMessage(EngineHarness.connection, EngineHarness.peerWrite(41, block: 2)))
+        XCTAssertTrue(h.localWrites.isEmpty, "a peer write applied while the handler runs")
+        h.feed(.command(4, .detach))
+        h.feed(.handlerFinished(handler, .exited(0)))
+        XCTAssertNil(h.engine.session?.pendingSyncStart)
+        XCTAssertNil(h.engine.session?.resync, "a resync started without a disk")
+        let answered = h.sent.contains { if case .writeAck(41, _) = $0 { return true } else { return false } }
+        XCTAssertTrue(answered, "the peer's write that waited for the handler was never answered")
+    }
 }
