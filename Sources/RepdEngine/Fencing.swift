@@ -223,6 +223,15 @@ extension Engine {
         link.message = why
         markOutdated()
         let failure = IOFailure(.io, "\(configuration.resource) on \(configuration.node): outdated by fencing; \(peerName) has the data")
+        // Writes still on their way to this disk were admitted before the freeze: only this disk
+        // will have them, and the peer's resync overwrites it, so none may be acknowledged (found
+        // by the simulator, seed 7469: writes in flight at the outdate completed afterwards).
+        for (id, operation) in operations {
+            guard case .localWrite(var op) = operation, !op.completed, op.localError == nil else { continue }
+            op.localError = failure
+            operations[id] = .localWrite(op)
+        }
+        for id in writes.flushes.keys where writes.flushes[id]?.failure == nil { writes.flushes[id]?.failure = failure }
         if let run {
             releaseHeld(run, failure: failure)
             if let promotion = run.promotion {

@@ -176,4 +176,22 @@ final class FencingTests: XCTestCase {
         let answered = h.sent.contains { if case .writeAck(41, _) = $0 { return true } else { return false } }
         XCTAssertTrue(answered, "the peer's write that waited for the handler was never answered")
     }
+
+    /// A frozen Primary outdated by the peer's handler acknowledges nothing afterwards, not even
+    /// a write the peer had acknowledged whose local part was still in flight when it was
+    /// outdated (simulator seed 7469: it completed while apart, after the node was outdated).
+    func testOutdatedPrimaryAcknowledgesNothingInFlight() {
+        var p = EngineHarness(node: "beta", peer: "alpha") { $0.fencing = .resourceAndStonith; $0.handlers = ["fence-peer"]; $0.allowTwoPrimaries = true }
+        p.connectedPrimary()
+        p.feed(.clientWrite(1, EngineHarness.clientWrite(block: 6)))
+        // The peer acknowledged it; this disk's write is still in flight when the link goes.
+        guard case .write(let w)? = p.sent.first, p.localWrites.count == 1 else { return XCTFail() }
+        p.feed(.peerMessage(EngineHarness.connection, .writeAck(sequence: w.sequence, status: 0)))
+        p.feed(.peerLost(EngineHarness.connection, reason: "cut"))
+        p.feed(.command(6, .outdate(byPeer: true)))
+        XCTAssertEqual(p.engine.state.disk, .outdated)
+        for (token, _) in p.localWrites { p.feed(.writeDone(token, nil)) }
+        XCTAssertNotNil(p.completed(1), "the write never completed")
+        XCTAssertFalse(p.isDone(1), "an Outdated Primary acknowledged a write after it was outdated")
+    }
 }
