@@ -130,8 +130,10 @@ extension Engine {
         }
         updateSyncReplicationState()
         if source {
-            if state.disk == .consistent {
-                // Chosen as the source (a split-brain resolution, an operator): this data is the reference.
+            if state.disk == .consistent || state.disk == .outdated {
+                // Chosen as the source (a split-brain resolution, an operator): this data is the
+                // reference, also when it was Outdated (seed 8531: an Outdated node whose peer
+                // connected with --discard-my-data stayed Outdated after the resync it sourced).
                 _ = try? state.apply(.attach(.upToDate))
                 metadata.superblock.flags.formUnion([.consistent, .wasUpToDate])
                 sendState()

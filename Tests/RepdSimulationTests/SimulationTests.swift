@@ -61,6 +61,18 @@ final class SimulationTests: XCTestCase {
         XCTAssertGreaterThan(crashes, Int(count) / 2, "the schedules should include power losses")
     }
 
+    /// Seeds that once found a bug (with repd-sim's default 30 simulated seconds), kept as
+    /// regression schedules: each must stay clean.
+    func testSeedsThatFoundBugs() {
+        let seeds: [UInt64] = [3, 12, 118, 173, 897, 1438, 1584, 1588, 1599, 1727, 2234, 2895, 2915, 5460, 6496, 7469, 8526, 8531]
+        for seed in seeds {
+            let summary = SimulationRunner.run(seeds: seed..<(seed + 1), seconds: 30, stopAtFirstFailure: false)
+            for (failed, violation) in summary.failures {
+                XCTFail("seed \(failed): \(violation) (reproduce: repd-sim --seed \(failed) --verbose)")
+            }
+        }
+    }
+
     /// One seed, one run: everything that happens comes from the seed.
     func testASeedReproducesExactly() {
         for seed: UInt64 in [7, 42, 1234] {
