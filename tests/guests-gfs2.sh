@@ -85,7 +85,7 @@ done
 npass=$(cat "$T/node1.summary" "$T/node2.summary" | grep -c '^PASS')
 pass "two guests, repd in each, kernel nbd /dev/drbd1, LVM + GFS2 lock_dlm on both: $npass guest checks passed (wall ${WALL}s)"
 for n in 1 2; do
-    grep -E "^INFO: node$n: (device:|status:|secondary says)" "$T/node$n.summary" | sed 's/^/    /' >&8 || true
+    grep -E "^INFO: node$n: (device:|status:|secondary says|fenced|ledgers checked|workload|left the cluster|log: .*(resync finished|fence-peer: |outdated by))" "$T/node$n.summary" | sed 's/^/    /' >&8 || true
 done
 for n in 1 2; do
     echo "    guest-side phases, node$n: $(sed -n "s/^TIME: node$n: //p" "$T/node$n.summary" | paste -sd ';' | sed 's/;/; /g')" >&8
