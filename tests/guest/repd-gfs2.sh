@@ -315,7 +315,14 @@ else
         echo "INFO: node2: repd still waits for the kernel to let go of /dev/nbd1 (held by the withdrawn GFS2); killed, as the node's reboot would"
         kill -9 $(pidof repd) 2>/dev/null
     fi
-    sync
+    # Flush the backing disk only (the host compares it after poweroff -f). A plain sync would also
+    # sync the withdrawn GFS2, which can block for ever; the flush is bounded all the same.
+    blockdev --flushbufs "$BACKING" & fl=$!
+    if ! wait_for 30 sh -c "! kill -0 $fl"; then
+        echo "FAIL: node2: blockdev --flushbufs $BACKING still blocked after 30 s"
+        ps -eo pid,stat,wchan:32,args | awk '$2 ~ /D/' | sed "s/^/    node2 D-state: /"
+        fails=$((fails+1))
+    fi
 fi
 
 phase "unmount, down"
