@@ -323,6 +323,16 @@ else
         ps -eo pid,stat,wchan:32,args | awk '$2 ~ /D/' | sed "s/^/    node2 D-state: /"
         fails=$((fails+1))
     fi
+    # The harness's init runs `sync` before it powers the guest off; on a fenced node that sync can
+    # block for ever in the withdrawn GFS2 (dlm and corosync are gone). Probe it, bounded, and say
+    # where it blocks: the host then cuts node2's power, as the cluster's STONITH would.
+    sync & sp=$!
+    if ! wait_for 20 sh -c "! kill -0 $sp"; then
+        echo "INFO: node2: sync still blocked after 20 s (the withdrawn GFS2); the host will cut the power"
+        echo w > /proc/sysrq-trigger 2>/dev/null
+        ps -eo pid,stat,wchan:32,args | awk '$2 ~ /D/' | sed "s/^/    node2 D-state: /"
+        dmesg | grep -A14 'task:.* state:D' | grep -E 'task:|gfs2|dlm|nbd|blk|wait|sync' | head -40 | sed "s/^/    node2 stack: /"
+    fi
 fi
 
 phase "unmount, down"
