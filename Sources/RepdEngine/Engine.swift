@@ -260,7 +260,11 @@ public struct Engine: Sendable {
         checkDiskTimeout()
         guard session != nil else { return }
         checkAcknowledgementTimeout()
-        sendBarrierIfDue(force: true)
+        // A pause in the writes (a tick without acknowledgements) confirms them at once: one sync
+        // per burst, and a Secondary stopped after the burst leaves nothing to resync.
+        let idle = !session!.acknowledgedSinceTick
+        session!.acknowledgedSinceTick = false
+        sendBarrierIfDue(force: idle)
         resyncTick()
     }
 

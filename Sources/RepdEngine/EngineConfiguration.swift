@@ -51,8 +51,14 @@ public struct EngineConfiguration: Sendable {
     /// Environment of every handler besides the engine's own variables (DRBD_MINOR, addresses, ...).
     public var handlerEnvironment: [String: String] = [:]
     /// How many bytes of replicated writes may wait for the peer's durability confirmation before
-    /// the primary asks for one (besides once every tick).
-    public var barrierBytes = 8 << 20
+    /// the primary asks for one.
+    public var barrierBytes = 64 << 20
+    /// Application writes wait at most this long (nanoseconds) for a durability barrier of the
+    /// engine's own while they go on; a pause in the writes (a tick without acknowledgements),
+    /// client flushes, resync transfers and a full activity log ask for one at once.
+    /// Each barrier costs the peer a data sync: one a tick (100 ms) cost two-node random writes on
+    /// a real disk a fifth of their throughput (Benchmarks/README.md, "Durability on the peer").
+    public var barrierInterval: UInt64 = 1_000_000_000
     /// Lazy bitmap writes: every this many nanoseconds.
     public var bitmapFlushInterval: UInt64 = 2_000_000_000
     public var onIOError: OnIOError = .detach

@@ -162,7 +162,12 @@ extension Engine {
             }
         let all = Set(waiting.flatMap { $0 })
         guard let prepared = metadata.activityLog.prepareTransaction(keeping: all)
-                ?? waiting.first.flatMap({ metadata.activityLog.prepareTransaction(keeping: Set($0)) }) else { return }
+                ?? waiting.first.flatMap({ metadata.activityLog.prepareTransaction(keeping: Set($0)) }) else {
+            // No room: extents stay hot while the peer's durability of writes there is unconfirmed.
+            // A barrier now releases them, rather than at the next interval.
+            if !waiting.isEmpty { sendBarrierIfDue(force: true) }
+            return
+        }
         var write = prepared.evicted.isEmpty ? MetadataWrite() : metadata.takeDirtyPages(sync: true)
         write.syncDataFirst = !prepared.evicted.isEmpty
         write.activityLog = [(prepared.transaction, prepared.ringSlot)]

@@ -40,6 +40,10 @@ public struct PeerSession: Sendable {
     public internal(set) var peerPausedSync = false
     /// Barriers sent and not acknowledged: sequence -> the client flush it belongs to, if any.
     var barriers: [UInt64: UInt64?] = [:]
+    /// When the last barrier was sent (engine time); the engine's own barriers are paced by it.
+    var lastBarrierAt: UInt64 = 0
+    /// The peer acknowledged writes since the last tick: the application is still writing.
+    var acknowledgedSinceTick = false
     /// Acknowledged writes: out of sync if the link breaks before a barrier confirms them.
     var unconfirmed: [DurabilityEntry] = []
     var unconfirmedBytes = 0
@@ -77,6 +81,7 @@ public struct PeerSession: Sendable {
     mutating func awaitDurability(_ range: Range<UInt64>, threshold: UInt64, write: UInt64, activityLogEpoch: Int?) {
         unconfirmed.append(DurabilityEntry(threshold: threshold, range: range, write: write, activityLogEpoch: activityLogEpoch))
         unconfirmedBytes += range.count
+        acknowledgedSinceTick = true
     }
 
     mutating func markInSyncWhenDurable(_ range: Range<UInt64>, threshold: UInt64) {

@@ -84,6 +84,8 @@ public struct Scenario: Sendable, CustomStringConvertible {
     public var bitmapFlushMilliseconds = 2000
     /// `disk-timeout` in milliseconds (0: none).
     public var diskTimeoutMilliseconds = 0
+    /// The engine's own durability barriers: at most this long apart (milliseconds).
+    public var barrierMilliseconds = 1000
     /// `fencing`, with a `fence-peer` handler that asks the other node to outdate itself.
     public var fencing: FencingPolicy = .dontCare
     public var steps: [ScheduleStep]
@@ -95,6 +97,7 @@ public struct Scenario: Sendable, CustomStringConvertible {
             + ", after-sb \(policies.afterSB0Pri)/\(policies.afterSB1Pri.rawValue)/\(policies.afterSB2Pri.rawValue)"
             + ", resync \(resyncRate >> 20) MiB/s, bitmap written every \(bitmapFlushMilliseconds) ms"
             + (diskTimeoutMilliseconds > 0 ? ", disk-timeout \(diskTimeoutMilliseconds) ms" : "")
+            + ", barriers every \(barrierMilliseconds) ms"
             + (fencing != .dontCare ? ", fencing \(fencing.rawValue)" : "")]
         lines += steps.map { "  \($0)" }
         return lines.joined(separator: "\n")
@@ -159,6 +162,8 @@ public struct Scenario: Sendable, CustomStringConvertible {
         // replication link is cut (two Primaries need resource-and-stonith, as DRBD's guide says).
         scenario.fencing = twoPrimaries ? [.resourceAndStonith, .resourceAndStonith, .dontCare][pick(3)]
             : [.dontCare, .dontCare, .resourceOnly, .resourceAndStonith][pick(4)]
+        // Drawn last: the schedules of earlier seeds keep their steps and settings.
+        scenario.barrierMilliseconds = [100, 1000, 1000, 5000][pick(4)]
         return scenario
     }
 }

@@ -125,6 +125,7 @@ public final class Simulation {
                                              maxRate: scenario.resyncRate, minRate: 1 << 20)
         c.bitmapFlushInterval = UInt64(scenario.bitmapFlushMilliseconds) * 1_000_000
         c.barrierBytes = 1 << 20
+        c.barrierInterval = UInt64(scenario.barrierMilliseconds) * 1_000_000
         c.onIOError = .detach
         c.diskTimeoutNanoseconds = UInt64(scenario.diskTimeoutMilliseconds) * 1_000_000
         c.fencing = scenario.fencing

@@ -80,14 +80,88 @@ final class WritePathTests: XCTestCase {
         guard case .write(let w)? = h.sent.first, let (token, _) = h.localWrites.first else { return XCTFail() }
         h.feed(.writeDone(token, nil))
         h.feed(.peerMessage(EngineHarness.connection, .writeAck(sequence: w.sequence, status: 0)))
-        h.clear()
-        h.tick()
-        guard case .flush(let barrier)? = h.sent.first else { return XCTFail("no barrier after a tick: \(h.actions)") }
+        h.tick(1000)
+        guard case .flush(let barrier)? = h.sent.first(where: { if case .flush = $0 { return true } else { return false } }) else {
+            return XCTFail("no barrier within a second: \(h.actions)")
+        }
         XCTAssertGreaterThan(barrier, w.sequence)
         h.feed(.peerMessage(EngineHarness.connection, .flushAck(sequence: barrier, status: 0)))
         XCTAssertFalse(h.engine.awaitsPeerDurability)
         h.feed(.peerLost(EngineHarness.connection, reason: "test"))
         XCTAssertFalse(h.engine.metadata.bitmap.isOutOfSync(block: 9), "a confirmed write is on both disks")
+    }
+
+    /// The engine's own barriers cost the peer a data sync each: at most one per `barrierInterval`.
+    func testTheEnginesOwnBarriersArePacedByTheInterval() {
+        var h = EngineHarness()
+        h.connectedPrimary()
+        func acknowledgedWrite(_ id: ClientRequestID, block: UInt64) {
+            h.clear()
+            h.feed(.clientWrite(id, EngineHarness.clientWrite(block: block)))
+            guard case .write(let w)? = h.sent.first, let (token, _) = h.localWrites.first else { return XCTFail("\(h.actions)") }
+            h.feed(.writeDone(token, nil))
+            h.feed(.peerMessage(EngineHarness.connection, .writeAck(sequence: w.sequence, status: 0)))
+            XCTAssertTrue(h.isDone(id))
+        }
+        var sentBarriers: [UInt64] = []
+        func collect() { sentBarriers += h.sent.compactMap { if case .flush(let s) = $0 { return s } else { return nil } }; h.clear() }
+        // The first barrier goes with the first acknowledgement (none was sent before).
+        acknowledgedWrite(1, block: 9)
+        collect()
+        guard let first = sentBarriers.first else { return XCTFail("no first barrier: \(h.actions)") }
+        h.feed(.peerMessage(EngineHarness.connection, .flushAck(sequence: first, status: 0)))
+        sentBarriers.removeAll()
+        // Writes go on, one a tick: the next barrier comes a second after the first.
+        for step in 1...10 {
+            h.tick()
+            collect()
+            XCTAssertEqual(sentBarriers.count, step < 10 ? 0 : 1, "barriers \(step * 100) ms after the last one")
+            acknowledgedWrite(ClientRequestID(10 + step), block: UInt64(10 + step))
+            collect()
+        }
+        XCTAssertEqual(sentBarriers.count, 1)
+    }
+
+    /// A pause in the writes (a tick without acknowledgements) confirms what waits at once.
+    func testAPauseInTheWritesAsksForABarrier() {
+        var h = EngineHarness { $0.barrierInterval = 60_000_000_000 }
+        h.connectedPrimary()
+        h.tick()
+        h.feed(.clientWrite(1, EngineHarness.clientWrite(block: 9)))
+        guard case .write(let w)? = h.sent.first, let (token, _) = h.localWrites.first else { return XCTFail("\(h.actions)") }
+        h.feed(.writeDone(token, nil))
+        h.feed(.peerMessage(EngineHarness.connection, .writeAck(sequence: w.sequence, status: 0)))
+        h.clear()
+        h.tick()
+        XCTAssertTrue(h.sent.isEmpty, "the tick right after the acknowledgement: writes may still come: \(h.actions)")
+        h.tick()
+        guard case .flush(let barrier)? = h.sent.first else { return XCTFail("no barrier after a quiet tick: \(h.actions)") }
+        h.feed(.peerMessage(EngineHarness.connection, .flushAck(sequence: barrier, status: 0)))
+        XCTAssertFalse(h.engine.awaitsPeerDurability)
+    }
+
+    /// A full activity log whose extents wait for the peer's durability asks for a barrier at once.
+    func testAFullActivityLogAsksForABarrierAtOnce() {
+        var h = EngineHarness { $0.activityLogExtents = 2; $0.barrierInterval = 60_000_000_000 }
+        h.connectedPrimary()
+        h.tick()
+        for (id, block) in [(1, 0), (2, 1024)] as [(ClientRequestID, UInt64)] {
+            h.clear()
+            h.feed(.clientWrite(id, EngineHarness.clientWrite(block: block)))
+            guard case .write(let w)? = h.sent.first, let (token, _) = h.localWrites.first else { return XCTFail("\(h.actions)") }
+            h.feed(.writeDone(token, nil))
+            h.feed(.peerMessage(EngineHarness.connection, .writeAck(sequence: w.sequence, status: 0)))
+            XCTAssertTrue(h.isDone(id))
+        }
+        h.clear()
+        h.feed(.clientWrite(3, EngineHarness.clientWrite(block: 2048)))
+        XCTAssertTrue(h.localWrites.isEmpty, "a third extent fits no slot of two")
+        guard case .flush(let barrier)? = h.sent.first(where: { if case .flush = $0 { return true } else { return false } }) else {
+            return XCTFail("no barrier for the full activity log: \(h.actions)")
+        }
+        h.clear()
+        h.feed(.peerMessage(EngineHarness.connection, .flushAck(sequence: barrier, status: 0)))
+        XCTAssertEqual(h.localWrites.count, 1, "the write goes on once the barrier released the extents: \(h.actions)")
     }
 
     /// A client flush completes when the local sync and the peer's flush are both done.
