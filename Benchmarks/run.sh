@@ -24,6 +24,7 @@
 #   TMPBASE=/var/tmp  where the backing files go (a real file system, not tmpfs)
 #   TARGETS="raw nbdkit qemu repd1 repd2"   subset to run (the resync reference with
 #                     nbdcopy runs when nbdkit is in the list)
+#   ONLY_JOBS="randwrite-4k-QD32 seqwrite-1M-QD8"   run only these jobs (default: all five)
 #   DIRTY_BLOCKS=4096 4 KiB blocks written while beta is down (partial resync)
 #   SYNC_TIMEOUT=600  bound (s) on every initial sync / resync / mirror wait
 #
@@ -298,6 +299,7 @@ run_jobs() {
     shift
     for spec in "${JOBS[@]}"; do
         read -r name rw bs qd <<<"$spec"
+        [ -z "${ONLY_JOBS:-}" ] || [[ " $ONLY_JOBS " == *" $name "* ]] || continue
         json="$OUT/fio/$target-$name.json"
         local args=(--name="$name" --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs=1
             --size="$SIZE_BYTES" --time_based=1 --runtime="$RUNTIME" --ramp_time="$RAMP"
