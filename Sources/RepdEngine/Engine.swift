@@ -260,11 +260,13 @@ public struct Engine: Sendable {
         checkDiskTimeout()
         guard session != nil else { return }
         checkAcknowledgementTimeout()
-        // A pause in the writes (a tick without acknowledgements) confirms them at once: one sync
-        // per burst, and a Secondary stopped after the burst leaves nothing to resync.
+        // Every tick while resync data waits for durability; and once the writes pause (a tick
+        // without acknowledgements): one sync per burst, and a Secondary stopped after the burst
+        // leaves nothing to resync.
         let idle = !session!.acknowledgedSinceTick
         session!.acknowledgedSinceTick = false
-        sendBarrierIfDue(force: idle)
+        let resyncWaits = (session!.resync?.awaitingDurabilityBytes ?? 0) > 0 || !session!.inSyncWhenDurable.isEmpty
+        sendBarrierIfDue(force: idle || resyncWaits)
         resyncTick()
     }
 

@@ -95,9 +95,10 @@ public struct PeerSession: Sendable {
     }
 
     /// Takes a sequence number for a barrier (for a client flush, or the engine's own).
-    mutating func sendBarrier(forFlush flush: UInt64?) -> UInt64 {
+    mutating func sendBarrier(forFlush flush: UInt64?, now: UInt64) -> UInt64 {
         let sequence = takeSequence()
         barriers[sequence] = .some(flush)
+        lastBarrierAt = now
         return sequence
     }
 

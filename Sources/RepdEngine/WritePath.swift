@@ -473,8 +473,7 @@ extension Engine {
         writes.flushes[flushID] = FlushOperation(client: id, peerDone: !peer, peerPart: peer)
         if peer {
             // The peer's flush doubles as a durability barrier for the writes acknowledged so far.
-            let sequence = session!.sendBarrier(forFlush: flushID)
-            session!.lastBarrierAt = now
+            let sequence = session!.sendBarrier(forFlush: flushID, now: now)
             send(.flush(sequence: sequence))
         }
         guard state.hasDisk else {
@@ -571,17 +570,14 @@ extension Engine {
         }
     }
 
-    /// Asks the peer for a durability barrier when one is due: at once (`force`: the writes paused,
-    /// or the activity log is full), when enough acknowledged bytes wait for one, when resync
-    /// transfers wait (every tick), or `barrierInterval` after the last barrier. One at a time.
+    /// Asks the peer for a durability barrier when one is due: at once (`force`), when enough
+    /// acknowledged bytes wait for one, or `barrierInterval` after the last barrier. One at a time.
     mutating func sendBarrierIfDue(force: Bool) {
         guard let session, session.report != nil, !session.barrierInFlight, session.hasUnconfirmed else { return }
         let due = force || session.bytesAwaitingDurability >= configuration.barrierBytes
-            || (session.resync?.awaitingDurabilityBytes ?? 0) > 0 || !session.inSyncWhenDurable.isEmpty
             || now >= session.lastBarrierAt &+ configuration.barrierInterval
         guard due else { return }
-        let sequence = self.session!.sendBarrier(forFlush: nil)
-        self.session!.lastBarrierAt = now
+        let sequence = self.session!.sendBarrier(forFlush: nil, now: now)
         send(.flush(sequence: sequence))
     }
 
