@@ -5,7 +5,8 @@ import RepdSystem
 /// Options every verb takes: where the resource files are, which node this is, where the
 /// running daemons keep their sockets. Each falls back to an environment variable, then a default.
 struct CommonOptions: ParsableArguments {
-    @Option(name: .customLong("config-dir"), help: ArgumentHelp("Directory of resource files (env REPD_CONFIG_DIR).", valueName: "DIR"))
+    @Option(name: [.customShort("c"), .customLong("config-dir")],
+            help: ArgumentHelp("Directory of resource files (env REPD_CONFIG_DIR); also before the verb, as drbdadm's -c.", valueName: "DIR"))
     var configDirOption: String?
 
     @Option(name: .customLong("node"), help: ArgumentHelp("This node's name, selecting the `on NAME` section (env REPD_NODE; default: the host name).", valueName: "NAME"))

@@ -18,7 +18,8 @@ struct Repd: AsyncParsableCommand {
             CreateMD.self, DumpMD.self, Up.self, Down.self, Primary.self, Secondary.self, Status.self, DumpConfig.self,
             PauseSync.self, ResumeSync.self, Invalidate.self, InvalidateRemote.self, Verify.self, NewCurrentUUID.self,
             Connect.self, Disconnect.self, Detach.self, Attach.self, SuspendIO.self, ResumeIO.self, Outdate.self, FencePeerOutdate.self,
-            OverviewVerb.self, Events.self, ShowGI.self,
+            OverviewVerb.self, Events.self, ShowGI.self, RoleVerb.self, ConnectionStateVerb.self, DiskStateVerb.self,
+            WaitConnect.self, WaitSync.self,
         ]
     )
 
@@ -27,7 +28,29 @@ struct Repd: AsyncParsableCommand {
         let arguments = CommandLine.arguments.dropFirst().flatMap { argument -> [String] in
             argument.hasPrefix("--watch=") ? ["--watch", "--interval", String(argument.dropFirst("--watch=".count))] : [argument]
         }
-        await main(Array(arguments))
+        await main(hoistingGlobalOptions(Array(arguments)))
+    }
+
+    /// The options every verb takes may also come before the verb, as drbdadm's do
+    /// (`repd -c DIR up r0`): they move to just after it.
+    static func hoistingGlobalOptions(_ arguments: [String]) -> [String] {
+        let taking = ["-c", "--config-dir", "--node", "--run-dir"]
+        var global: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if taking.contains(argument), index + 1 < arguments.count {
+                global += [argument, arguments[index + 1]]
+                index += 2
+            } else if taking.dropFirst().contains(where: { argument.hasPrefix($0 + "=") }) {
+                global.append(argument)
+                index += 1
+            } else {
+                break
+            }
+        }
+        guard !global.isEmpty, index < arguments.count, !arguments[index].hasPrefix("-") else { return arguments }
+        return [arguments[index]] + global + arguments[(index + 1)...]
     }
 
     /// Runs a verb, turning our errors into their exit status and a one-line message.

@@ -9,6 +9,7 @@ final class HelpGoldenTests: XCTestCase {
         "create-md", "dump-md", "up", "down", "primary", "secondary", "status", "dump-config",
         "pause-sync", "resume-sync", "invalidate", "invalidate-remote", "verify", "new-current-uuid",
         "connect", "disconnect", "detach", "attach", "suspend-io", "resume-io", "outdate", "fence-peer-outdate", "overview", "events", "show-gi",
+        "role", "cstate", "dstate", "wait-connect", "wait-sync",
     ]
 
     private func golden(_ name: String) -> URL {
