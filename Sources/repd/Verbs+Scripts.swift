@@ -19,7 +19,7 @@ func scriptResources(_ names: [String], common: CommonOptions) throws -> [String
 
 /// One resource's status from its daemon (exit 20 when it is not up).
 func resourceStatus(_ name: String, common: CommonOptions) throws -> ResourceStatus {
-    guard let status = try sendControl(ControlRequest(.status), common: common, resource: name).status else {
+    guard let status = try collectStatuses([name], common: common).first else {
         throw CLIError(.failed, "\(name): the daemon sent no status")
     }
     return status
