@@ -241,8 +241,12 @@ extension Engine {
         failSuspended(failure)
     }
 
-    /// The disk becomes Outdated, recorded before anything else depends on it.
+    /// The disk becomes Outdated, recorded before anything else depends on it. A Diskless node has
+    /// none to outdate: it stays Diskless and the detached disk's metadata is left alone (found by
+    /// the simulator, seed 4318: a node that had detached its failing disk took it up again as
+    /// Outdated when its fence-peer handler exited 6, and read from it).
     mutating func markOutdated() {
+        guard diskAttached else { return }
         _ = try? state.apply(.attach(.outdated))
         metadata.superblock.flags.insert(.consistent)
         metadata.superblock.flags.remove(.wasUpToDate)
