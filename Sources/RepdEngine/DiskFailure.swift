@@ -313,6 +313,13 @@ extension Engine {
             log(.warning, "the disk's bitmap could not be kept up to date when it was last used: every block is resynced")
         }
         let found: DiskState = !flags.contains(.consistent) ? .inconsistent : flags.contains(.wasUpToDate) ? .consistent : .outdated
+        // Attached without the peer, a disk that was detached is Outdated, not Consistent: the peer
+        // (or this node, writing through it while Diskless) may have written since, and a Consistent
+        // disk alone may be promoted. The peer's generations decide when it connects; `primary
+        // --force` takes this data as it is (found by the simulator, seed 6528: a node whose disk
+        // had failed attached it again alone, was promoted, and read its own older data).
+        let connected = session?.report != nil
+        let alone = !connected && !ownDataBack && found == .consistent && configuration.peerNode != nil
         diskAttached = true
         diskFailure = nil
         state.detachedDataAhead = false
@@ -321,6 +328,7 @@ extension Engine {
         superblock.flags.remove(.diskFailed)
         superblock.flags.remove(.activityLogClean)
         superblock.flags.remove(.fullSyncNeeded)
+        if alone { superblock.flags.remove(.wasUpToDate) }
         metadata.superblock = superblock
         var write = metadata.takeDirtyPages(sync: true)
         write.activityLog = metadata.activityLog.fullTableTransactions().map { (transaction: $0.transaction, ringSlot: $0.ringSlot) }
@@ -328,7 +336,7 @@ extension Engine {
         write.superblock = metadata.nextSuperblock()
         emitPersist(write, then: .nothing)
         log(.info, "attached a disk with generation \(generationText(metadata.superblock.generation)) (found \(found.rawValue), \(metadata.bitmap.outOfSyncCount) blocks marked)")
-        if let current = session, current.report != nil {
+        if connected {
             // As a new connection would: the resync is decided from both sides' generations. The
             // disk takes no I/O until then; the peer answers with its state and decides too.
             attachingDisk = found
@@ -341,6 +349,10 @@ extension Engine {
             _ = try? state.apply(.attach(.upToDate))
             effectiveData = nil
             reply(id, true, "attached: the data this Primary lost, UpToDate again")
+        } else if alone {
+            _ = try? state.apply(.attach(.outdated))
+            reply(id, true, "attached: disk Outdated (\(peerName) may have written since the disk was detached); "
+                + "the resync is decided when \(peerName) connects; `repd primary --force \(configuration.resource)` uses this data as it is")
         } else {
             _ = try? state.apply(.attach(found))
             reply(id, true, "attached: disk \(found.rawValue)" + (configuration.peerNode == nil ? "" : "; the resync is decided when \(peerName) connects"))

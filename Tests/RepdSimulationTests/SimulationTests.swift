@@ -64,7 +64,7 @@ final class SimulationTests: XCTestCase {
     /// Seeds that once found a bug (with repd-sim's default 30 simulated seconds), kept as
     /// regression schedules: each must stay clean.
     func testSeedsThatFoundBugs() {
-        let seeds: [UInt64] = [3, 12, 118, 173, 897, 1438, 1584, 1588, 1599, 1727, 2234, 2895, 2915, 5460, 6496, 7469, 8526, 8531]
+        let seeds: [UInt64] = [3, 12, 118, 173, 897, 1438, 1584, 1588, 1599, 1727, 2234, 2895, 2915, 4318, 5460, 6496, 6528, 7469, 8526, 8531]
         for seed in seeds {
             let summary = SimulationRunner.run(seeds: seed..<(seed + 1), seconds: 30, stopAtFirstFailure: false)
             for (failed, violation) in summary.failures {
