@@ -12,6 +12,7 @@ import PackageDescription
 //   repd                          the command line, thin
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let nioConcurrency: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
@@ -56,13 +57,13 @@ let package = Package(
         // binary with `swift build --sanitize=fuzzer`, a seeded mutation fuzzer otherwise.
         .executableTarget(name: "repd-fuzz", dependencies: ["NBDProtocol", "PeerProtocol", "RepdEngine", "RepdCore", nioCore],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
-        .target(name: "RepdNet", dependencies: ["RepdCore", "NBDProtocol", "PeerProtocol", "ControlProtocol", "RepdSystem", nioCore, nioPosix, nioConcurrency, logging]),
+        .target(name: "RepdNet", dependencies: ["RepdCore", "NBDProtocol", "PeerProtocol", "ControlProtocol", "RepdSystem", nioCore, nioPosix, nioHTTP, nioConcurrency, logging]),
         .target(name: "RepdDaemon", dependencies: [
             "RepdCore", "RepdConfig", "NBDProtocol", "PeerProtocol", "ControlProtocol", "RepdSystem", "RepdStorage", "RepdNet",
             "RepdEngine", nioCore, nioPosix, nioConcurrency, logging, .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "repd", dependencies: [
-            "RepdCore", "RepdConfig", "ControlProtocol", "RepdStorage", "RepdDaemon", "RepdSystem",
+            "RepdCore", "RepdConfig", "ControlProtocol", "RepdStorage", "RepdDaemon", "RepdSystem", "RepdNet", nioPosix,
             .product(name: "ArgumentParser", package: "swift-argument-parser"), logging,
         ]),
         .systemLibrary(name: "CNBD", pkgConfig: "libnbd", providers: [.apt(["libnbd-dev"])]),

@@ -17,6 +17,7 @@ packages=(
   kmod        # modprobe nbd: repd up attaches the block device through the kernel's nbd driver
   binutils    # strip: the static repd copied into the test guests
   qemu-system-common   # qemu-storage-daemon, for Benchmarks/run.sh
+  python3-prometheus-client   # the Prometheus parser two-node-metrics.sh reads `repd metrics` with
 )
 missing=()
 for p in "${packages[@]}"; do

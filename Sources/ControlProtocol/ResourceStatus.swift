@@ -19,6 +19,8 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
     /// repd: why application I/O is suspended (`no-data`, `user`, `fencing`), as DRBD 9's status
     /// shows after `suspended:`; nil or empty when it is not.
     public var suspendedReasons: [String]?
+    /// repd: latency histograms of application requests and replication since `up`.
+    public var latency: LatencyStatistics?
 
     enum CodingKeys: String, CodingKey {
         case name
@@ -33,6 +35,7 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
         case pid = "repd-pid"
         case message = "repd-message"
         case suspendedReasons = "repd-suspended"
+        case latency = "repd-latency"
     }
 
     public struct Device: Codable, Sendable, Equatable {

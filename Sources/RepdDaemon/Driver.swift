@@ -1,3 +1,4 @@
+import ControlProtocol
 import Dispatch
 import NBDProtocol
 import NIOConcurrencyHelpers
@@ -18,11 +19,55 @@ struct DriverState {
     /// The disk the engine let go of last, while requests issued to it are still out (an attach
     /// waits for them: a late write of the old disk must not land after the new disk's resync).
     weak var retired: BackingDisk?
-    var promises: [ClientRequestID: EventLoopPromise<NBDOutcome>] = [:]
+    var promises: [ClientRequestID: WaitingRequest] = [:]
     var commands: [CommandID: CheckedContinuation<(ok: Bool, message: String), Never>] = [:]
     var connections: [ConnectionID: PeerConnection] = [:]
     var nextRequest: ClientRequestID = 1
     var nextCommand: CommandID = 1
+    /// How long requests took (`repd metrics`, status JSON `repd-latency`).
+    var latency = LatencyStatistics()
+    var replicationSent = SendTimes()
+}
+
+/// An application request waiting for the engine's answer.
+struct WaitingRequest {
+    /// `other`: block status, not counted.
+    enum Kind { case read, write, flush, other }
+    let promise: EventLoopPromise<NBDOutcome>
+    let kind: Kind
+    /// Monotonic nanoseconds when the request reached the driver.
+    let startedAt: UInt64
+}
+
+/// When each replicated write was queued to the peer, by sequence number, until its
+/// acknowledgement: a ring indexed by the sequence, no hashing on the write path. A write still
+/// unacknowledged after `capacity` later ones loses its sample, nothing else.
+struct SendTimes {
+    private static let capacity = 8192
+    private var slots = [(sequence: UInt64, at: UInt64)](repeating: (.max, 0), count: capacity)
+
+    mutating func sent(_ sequence: UInt64, at time: UInt64) {
+        slots[Int(sequence % UInt64(Self.capacity))] = (sequence, time)
+    }
+
+    /// When `sequence` was sent, once: nil if unknown or already taken.
+    mutating func acknowledged(_ sequence: UInt64) -> UInt64? {
+        let index = Int(sequence % UInt64(Self.capacity))
+        guard slots[index].sequence == sequence else { return nil }
+        slots[index].sequence = .max
+        return slots[index].at
+    }
+}
+
+extension LatencyStatistics {
+    mutating func record(_ kind: WaitingRequest.Kind, nanoseconds: UInt64) {
+        switch kind {
+        case .read: read.record(nanoseconds: nanoseconds)
+        case .write: write.record(nanoseconds: nanoseconds)
+        case .flush: flush.record(nanoseconds: nanoseconds)
+        case .other: break
+        }
+    }
 }
 
 /// An action with what the lock had to look up for it.
@@ -48,7 +93,7 @@ enum ResolvedAction {
 extension Resource {
     /// Feeds an event (and those its actions produce inline) to the engine.
     /// - Parameter disk: with `.attachDisk`: the disk the engine's I/O goes to if it takes it.
-    func feed(_ first: Event, registering promise: (ClientRequestID, EventLoopPromise<NBDOutcome>)? = nil,
+    func feed(_ first: Event, registering promise: (ClientRequestID, EventLoopPromise<NBDOutcome>, WaitingRequest.Kind)? = nil,
               attaching disk: BackingDisk? = nil) {
         var queue: [Event] = [first]
         var index = 0
@@ -58,9 +103,16 @@ extension Resource {
             let event = queue[index]
             index += 1
             let resolved = state.withLockedValue { s -> [ResolvedAction] in
-                if let (id, promise) = registration {
-                    s.promises[id] = promise
+                if let (id, promise, kind) = registration {
+                    s.promises[id] = WaitingRequest(promise: promise, kind: kind, startedAt: ProcessSupport.monotonicNanoseconds())
                     registration = nil
+                }
+                switch event {
+                case .peerMessage(_, .writeAck(let sequence, _)), .peerMessage(_, .receiveAck(let sequence)):
+                    if let sent = s.replicationSent.acknowledged(sequence) {
+                        s.latency.replication.record(nanoseconds: ProcessSupport.monotonicNanoseconds() &- sent)
+                    }
+                default: break
                 }
                 guard let disk = attaching else { return Self.resolve(s.engine.handle(event), &s) }
                 attaching = nil
@@ -81,10 +133,14 @@ extension Resource {
         for action in actions {
             switch action {
             case .complete(let id, let result):
-                if let promise = s.promises.removeValue(forKey: id) { resolved.append(.complete(promise, result)) }
+                if let waiting = s.promises.removeValue(forKey: id) {
+                    s.latency.record(waiting.kind, nanoseconds: ProcessSupport.monotonicNanoseconds() &- waiting.startedAt)
+                    resolved.append(.complete(waiting.promise, result))
+                }
             case .reply(let id, let ok, let message):
                 if let continuation = s.commands.removeValue(forKey: id) { resolved.append(.reply(continuation, ok, message)) }
             case .send(let id, let message, let reportSent):
+                if case .write(let write) = message { s.replicationSent.sent(write.sequence, at: ProcessSupport.monotonicNanoseconds()) }
                 if let connection = s.connections[id] {
                     resolved.append(.send(connection, sent: connection.enqueue(message), reportSent: reportSent))
                 }

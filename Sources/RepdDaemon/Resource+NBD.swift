@@ -29,24 +29,30 @@ extension Resource: NBDBackend {
             return s.nextRequest
         }
         let event: Event
+        let kind: WaitingRequest.Kind
         switch command {
         case .write, .trim, .writeZeroes:
             let range = request.offset..<(request.offset + UInt64(request.length))
-            let kind: PeerWrite.Kind = command == .write ? .data : command == .trim ? .trim : .zeroes
-            event = .clientWrite(id, ClientWrite(range: range, kind: kind, fua: request.flags.contains(.fua), noHole: request.flags.contains(.noHole),
+            let writeKind: PeerWrite.Kind = command == .write ? .data : command == .trim ? .trim : .zeroes
+            event = .clientWrite(id, ClientWrite(range: range, kind: writeKind, fua: request.flags.contains(.fua), noHole: request.flags.contains(.noHole),
                                                  fastZero: request.flags.contains(.fastZero), payload: payload))
+            kind = .write
         case .flush:
             event = .clientFlush(id)
+            kind = .flush
         case .read:
             event = .clientRead(id, offset: request.offset, length: request.length, kind: .read)
+            kind = .read
         case .cache:
             event = .clientRead(id, offset: request.offset, length: request.length, kind: .cache)
+            kind = .read
         case .blockStatus:
             event = .clientRead(id, offset: request.offset, length: request.length, kind: .blockStatus(requestOne: request.flags.contains(.requestOne)))
+            kind = .other
         default:
             return eventLoop.makeFailedFuture(NBDFailure(.invalid, "unexpected \(command)"))
         }
-        feed(event, registering: (id, promise))
+        feed(event, registering: (id, promise, kind))
         return promise.futureResult
     }
 }

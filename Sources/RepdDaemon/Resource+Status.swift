@@ -6,7 +6,7 @@ import RepdSystem
 /// `repd status` from a copy of the engine's state, taken under the lock.
 extension Resource {
     func status() -> ResourceStatus {
-        let e = state.withLockedValue { $0.engine }
+        let (e, latency) = state.withLockedValue { ($0.engine, $0.latency) }
         let s = e.state
         let m = e.metadata
         let outOfSyncKiB = Geometry.kibibytes(ofBlocks: UInt64(m.bitmap.outOfSyncCount))
@@ -119,10 +119,12 @@ extension Resource {
         if s.disk == .inconsistent && e.session?.resync == nil {
             notes.append("disk Inconsistent: make one node the sync source with `repd primary --force \(config.name)`")
         }
-        return ResourceStatus(
+        var status = ResourceStatus(
             name: config.name, nodeID: config.local.nodeId ?? 0, role: s.role.rawValue, devices: [device],
             connections: connections, nbdURI: run.nbdURI, node: node, pid: ProcessSupport.currentPID,
             message: notes.isEmpty ? nil : notes.joined(separator: "; "),
             suspendedReasons: e.suspendReasons.isEmpty ? nil : e.suspendReasons.map(\.rawValue))
+        status.latency = latency
+        return status
     }
 }
