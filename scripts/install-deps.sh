@@ -18,6 +18,10 @@ packages=(
   binutils    # strip: the static repd copied into the test guests
   qemu-system-common   # qemu-storage-daemon, for Benchmarks/run.sh
   python3-prometheus-client   # the Prometheus parser two-node-metrics.sh reads `repd metrics` with
+  resource-agents      # ocf-tester and ocf-shellfuncs: tests/ocf-agent.sh runs the OCF agent scripts/ocf/repd
+  libxml2-utils        # xmllint: ocf-tester's (and tests/ocf-agent.sh's) check of the agent's meta-data
+  # Not pacemaker-cli-utils: the agent records promotion scores with crm_attribute only where
+  # Pacemaker is installed, and goes on without it (tests/ocf-agent.sh puts a stand-in on PATH).
 )
 missing=()
 for p in "${packages[@]}"; do
