@@ -20,6 +20,7 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         case resumeIO = "resume-io"
         case suspendIO = "suspend-io"
         case outdate
+        case adjust
     }
 
     public var command: Command
@@ -27,14 +28,17 @@ public struct ControlRequest: Codable, Sendable, Equatable {
     /// invalidate, invalidate-remote: resync the whole disk (true, the default) or only the blocks
     /// already marked out of sync. new-current-uuid: clear the bitmap (skip the initial sync).
     public var option: Bool?
-    /// connect: only say what would happen.
+    /// connect, adjust: only say what would happen.
     public var dryRun: Bool?
+    /// adjust: the directory of resource files the CLI read (the daemon reads the same).
+    public var configDirectory: String?
 
-    public init(_ command: Command, force: Bool = false, option: Bool? = nil, dryRun: Bool? = nil) {
+    public init(_ command: Command, force: Bool = false, option: Bool? = nil, dryRun: Bool? = nil, configDirectory: String? = nil) {
         self.command = command
         self.force = force
         self.option = option
         self.dryRun = dryRun
+        self.configDirectory = configDirectory
     }
 }
 

@@ -325,6 +325,11 @@ extension Resource {
 
     /// Runs a command through the engine and waits for its answer.
     func command(_ command: OperatorCommand) async -> (ok: Bool, message: String) {
+        await ask { .command($0, command) }
+    }
+
+    /// Feeds the event `make` builds around a fresh command id and waits for the engine's reply.
+    func ask(attaching disk: BackingDisk? = nil, _ make: (CommandID) -> Event) async -> (ok: Bool, message: String) {
         await withCheckedContinuation { continuation in
             let id = state.withLockedValue { s -> CommandID in
                 let id = s.nextCommand
@@ -332,7 +337,7 @@ extension Resource {
                 s.commands[id] = continuation
                 return id
             }
-            feed(.command(id, command))
+            feed(make(id), attaching: disk)
         }
     }
 }

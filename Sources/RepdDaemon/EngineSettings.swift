@@ -1,8 +1,17 @@
 import RepdConfig
 import RepdCore
 import RepdEngine
+import RepdSystem
 
 extension EngineConfiguration {
+    /// The engine's settings for a resource that runs: the handlers learn the directory of the
+    /// resource file and the run directory.
+    init(resolved config: ResolvedResource, node: String, usableSize: UInt64, runDirectory: String) {
+        let directory = config.file.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        self.init(config, node: node, usableSize: usableSize, configDirectory: ProcessSupport.absolutePath(directory.isEmpty ? "." : directory),
+                  runDirectory: ProcessSupport.absolutePath(runDirectory))
+    }
+
     /// The engine's settings from a resource file, for this node.
     init(_ config: ResolvedResource, node: String, usableSize: UInt64, configDirectory: String = "", runDirectory: String = "") {
         self.init(resource: config.name, node: node, peerNode: config.peer.map { $0.names.first ?? "peer" }, usableSize: usableSize)

@@ -36,6 +36,8 @@ extension Resource {
         case .resumeIO: command = .resumeIO
         case .suspendIO: command = .suspendIO
         case .outdate: command = .outdate(byPeer: false)
+        case .adjust:
+            return await adjust(configDirectory: request.configDirectory ?? "", dryRun: request.dryRun ?? false)
         case .attach:
             let answer = await attachDisk()
             return ControlReply(ok: answer.ok, message: answer.message, status: status())

@@ -52,15 +52,7 @@ extension Resource {
         }
         let disk = NewDisk(superblock: opened.superblock, bitmap: opened.bitmap, activityLogReplay: opened.replay,
                            usableSize: opened.usableSize, fullSync: record?.bitmapLost ?? false)
-        let answer = await withCheckedContinuation { continuation in
-            let id = state.withLockedValue { s -> CommandID in
-                let id = s.nextCommand
-                s.nextCommand += 1
-                s.commands[id] = continuation
-                return id
-            }
-            feed(.attachDisk(id, disk), attaching: opened.disk)
-        }
+        let answer = await ask(attaching: opened.disk) { .attachDisk($0, disk) }
         if answer.ok {
             let run = self.run
             metadataQueue.async { DiskFailureRecord.remove(run) }

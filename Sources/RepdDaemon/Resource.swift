@@ -17,7 +17,9 @@ import RepdSystem
 /// RepdEngine). It owns the disk, the metadata store, the NBD export, the peer link and the control
 /// socket, feeds what happens to the engine and carries out what the engine asks (Driver.swift).
 public final class Resource: @unchecked Sendable {
-    public let config: ResolvedResource
+    /// The resource file as it runs: read at `up`, replaced by `repd adjust` (Resource+Adjust.swift).
+    public var config: ResolvedResource { configBox.withLockedValue { $0 } }
+    let configBox: NIOLockedValueBox<ResolvedResource>
     public let node: String
     public let run: RunDirectory
     let logger: Logger
@@ -51,7 +53,7 @@ public final class Resource: @unchecked Sendable {
 
     /// Opens the disk and metadata and prepares the engine; serves nothing yet.
     public init(config: ResolvedResource, node: String, runDirectory: String, logger: Logger) throws {
-        self.config = config
+        self.configBox = NIOLockedValueBox(config)
         self.node = node
         self.run = RunDirectory(path: runDirectory, resource: config.name)
         self.logger = logger
@@ -78,10 +80,7 @@ public final class Resource: @unchecked Sendable {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         self.loops = Array(group.makeIterator())
         self.threadPool = NIOThreadPool(numberOfThreads: 8)
-        let configDirectory = config.file.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let configuration = EngineConfiguration(config, node: node, usableSize: usable,
-                                                configDirectory: ProcessSupport.absolutePath(configDirectory.isEmpty ? "." : configDirectory),
-                                                runDirectory: ProcessSupport.absolutePath(runDirectory))
+        let configuration = EngineConfiguration(resolved: config, node: node, usableSize: usable, runDirectory: runDirectory)
         if configuration.activityLogExtents != config.disk.alExtents {
             logger.warning("al-extents \(config.disk.alExtents) is outside \(Self.minimumActivityLogExtents)...\(Self.maximumActivityLogExtents); using \(configuration.activityLogExtents)")
         }

@@ -23,7 +23,8 @@ import RepdCore
 /// through a superblock transaction (`commitSuperblock`), whose continuation runs once the driver
 /// reports the write done.
 public struct Engine: Sendable {
-    public let configuration: EngineConfiguration
+    /// Changed only by `repd adjust` (Adjust.swift), and only in the settings it may change.
+    public internal(set) var configuration: EngineConfiguration
     /// Role, disk, connection and replication state, and what is known of the peer.
     public internal(set) var state = NodeState()
     /// Superblock, dirty bitmap, activity log and their persistence.
@@ -176,6 +177,8 @@ public struct Engine: Sendable {
             }
         case .attachDisk(let id, let disk):
             attachDisk(id, disk)
+        case .adjust(let id, let settings):
+            adjust(id, settings)
         }
         defer { output.removeAll(keepingCapacity: true) }
         return output

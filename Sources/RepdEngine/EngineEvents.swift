@@ -49,6 +49,9 @@ public enum Event: Sendable {
     /// `repd attach`: the driver opened a backing disk and read its metadata; the engine takes it
     /// (and its I/O starts) or refuses it with the reply.
     case attachDisk(CommandID, NewDisk)
+    /// `repd adjust`: the settings from the changed resource file; the engine takes those it can
+    /// change while running (Adjust.swift) or refuses with the reply.
+    case adjust(CommandID, EngineConfiguration)
 }
 
 /// A backing disk the driver opened for `repd attach`, with its metadata as read.

@@ -13,7 +13,8 @@ import PeerProtocol
 public final class FenceServer: Sendable {
     public typealias Answer = @Sendable (_ action: UInt8, _ peer: String) async -> (code: UInt8, reason: String)
 
-    private let configuration: PeerLinkConfiguration
+    private var configuration: PeerLinkConfiguration { configurationBox.withLockedValue { $0 } }
+    private let configurationBox: NIOLockedValueBox<PeerLinkConfiguration>
     private let group: any EventLoopGroup
     private let logger: Logger
     private let mac: @Sendable (String, [UInt8], [UInt8]) -> [UInt8]
@@ -31,12 +32,17 @@ public final class FenceServer: Sendable {
     public init(configuration: PeerLinkConfiguration, group: any EventLoopGroup, logger: Logger,
                 mac: @escaping @Sendable (String, [UInt8], [UInt8]) -> [UInt8], random: @escaping @Sendable () -> UInt64,
                 answer: @escaping Answer) {
-        self.configuration = configuration
+        self.configurationBox = NIOLockedValueBox(configuration)
         self.group = group
         self.logger = logger
         self.mac = mac
         self.random = random
         self.answer = answer
+    }
+
+    /// `repd adjust`: the secret and names the next fencing connections authenticate with.
+    public func update(_ new: PeerLinkConfiguration) {
+        configurationBox.withLockedValue { $0 = new }
     }
 
     public func listen(host: String, port: Int) async throws {

@@ -147,7 +147,9 @@ public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
 /// The replication link: listens on this node's address, dials the peer's, authenticates both
 /// directions, and keeps exactly one connection (the leader's choice). Reconnects by itself.
 public final class PeerLink: Sendable {
-    public let configuration: PeerLinkConfiguration
+    /// The settings; `repd adjust` replaces them for the next connections (`update`).
+    public var configuration: PeerLinkConfiguration { configurationBox.withLockedValue { $0 } }
+    private let configurationBox: NIOLockedValueBox<PeerLinkConfiguration>
     private let group: any EventLoopGroup
     private let logger: Logger
     private let mac: @Sendable (String, [UInt8], [UInt8]) -> [UInt8]
@@ -180,12 +182,26 @@ public final class PeerLink: Sendable {
 
     public init(configuration: PeerLinkConfiguration, group: any EventLoopGroup, logger: Logger, delegate: any PeerLinkDelegate,
                 mac: @escaping @Sendable (String, [UInt8], [UInt8]) -> [UInt8], random: @escaping @Sendable () -> UInt64) {
-        self.configuration = configuration
+        self.configurationBox = NIOLockedValueBox(configuration)
         self.group = group
         self.logger = logger
         self.mac = mac
         self.random = random
         self.delegateRef = WeakDelegate(delegate)
+    }
+
+    /// New settings for the connections made from now on (the one that is up keeps its own). The
+    /// addresses stay: the listener and the dialling are bound to them.
+    public func update(_ new: PeerLinkConfiguration) {
+        configurationBox.withLockedValue { current in
+            var next = new
+            next.listenHost = current.listenHost
+            next.listenPort = current.listenPort
+            next.peerHost = current.peerHost
+            next.peerPort = current.peerPort
+            next.connectInterval = current.connectInterval
+            current = next
+        }
     }
 
     var delegate: (any PeerLinkDelegate)? { delegateRef.value }

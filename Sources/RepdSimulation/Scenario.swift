@@ -35,6 +35,8 @@ public enum StepAction: Sendable, Hashable, CustomStringConvertible {
     case invalidate(SimNode)
     case invalidateRemote(SimNode)
     case pauseSync(SimNode, seconds: Int)
+    /// `repd adjust` with a changed protocol and resync rate (the resource file changed).
+    case adjust(SimNode, ReplicationMode, resyncRate: Int)
 
     public var description: String {
         switch self {
@@ -54,6 +56,7 @@ public enum StepAction: Sendable, Hashable, CustomStringConvertible {
         case .invalidate(let n): "invalidate on \(n)"
         case .invalidateRemote(let n): "invalidate-remote on \(n)"
         case .pauseSync(let n, let s): "pause-sync on \(n) for \(s) s"
+        case .adjust(let n, let mode, let rate): "adjust on \(n): protocol \(mode.rawValue), resync-rate \(rate >> 20) MiB/s"
         }
     }
 }
@@ -164,6 +167,16 @@ public struct Scenario: Sendable, CustomStringConvertible {
             : [.dontCare, .dontCare, .resourceOnly, .resourceAndStonith][pick(4)]
         // Drawn last: the schedules of earlier seeds keep their steps and settings.
         scenario.barrierMilliseconds = [100, 1000, 1000, 5000][pick(4)]
+        // `repd adjust` of the protocol and the resync rate while writes and resyncs run (two
+        // Primaries keep protocol C). Drawn after everything else, for the same reason.
+        if chance(40) {
+            for _ in 0..<(1 + pick(4)) {
+                let mode: ReplicationMode = twoPrimaries ? .C : [.A, .B, .C][pick(3)]
+                steps.append(ScheduleStep(atMilliseconds: 300 + pick(max(1, end - 300)),
+                                          action: .adjust(chance(50) ? .alpha : .beta, mode, resyncRate: [400 << 20, 24 << 20, 6 << 20][pick(3)])))
+            }
+            scenario.steps = steps
+        }
         return scenario
     }
 }

@@ -45,6 +45,14 @@ extension Simulation {
         case .pauseSync(let node, let seconds):
             command(.pauseSync, on: node)
             queue.push(at: now + UInt64(seconds) * 1_000_000_000, .resumeSync(node))
+        case .adjust(let node, let mode, let rate):
+            // The node's resource file changed: its next start reads the new settings too.
+            nodes[node.rawValue].adjusted = (mode, rate)
+            nodes[node.rawValue].adjustedAt = now
+            guard nodes[node.rawValue].engine != nil else { return }
+            let id = nodes[node.rawValue].nextCommand
+            nodes[node.rawValue].nextCommand += 1
+            deliver(.adjust(id, configuration(for: node)), to: node, incarnation: nodes[node.rawValue].incarnation)
         }
     }
 
@@ -117,18 +125,23 @@ extension Simulation {
         switch request {
         case .flush(let issuedAt):
             if ok { ledger.flushed(node: node, issuedAt: issuedAt) }
-        case .write(let range, let tags, _, let connection):
+        case .write(let range, let tags, let issuedAt, let connection):
             let blocks = SimulatedDisk.blocks(range)
             nodes[node.rawValue].busyBlocks.subtract(blocks)
             let engine = nodes[node.rawValue].engine!
+            // The protocol in effect when the write completed decides what its acknowledgement
+            // promises (an adjust may have changed it while the write was in flight: a write
+            // admitted under C still waits for the peer's write under A, and one under A waits
+            // for it once C is in effect).
+            let protocolC = engine.configuration.replication == .C
             // Replicated for sure only if connected on the same connection from start to end.
-            let replicated = scenario.replication == .C && connection != nil && engine.state.connection == .connected
+            let replicated = protocolC && connection != nil && engine.state.connection == .connected
                 && engine.session?.connection == connection
             for tag in tags {
-                ledger.completed(tag: tag, at: now, ok: ok, replicatedAck: replicated, fuaIsDurable: scenario.replication == .C)
+                ledger.completed(tag: tag, at: now, ok: ok, replicatedAck: replicated, fuaIsDurable: protocolC)
             }
             guard ok else { return }
-            if scenario.replication != .C && engine.state.disk != .upToDate {
+            if (!protocolC || nodes[node.rawValue].adjustedAt > issuedAt) && engine.state.disk != .upToDate {
                 // Protocols A and B acknowledge before the peer has the write: on a SyncTarget, whose
                 // disk is not UpToDate, a broken link and the resync after it may take it away.
                 ledger.void(tags: tags)
@@ -137,7 +150,7 @@ extension Simulation {
                 if !wroteApart[node.rawValue] { note("\(node) wrote while apart (tags \(tags.prefix(3)))") }
                 wroteApart[node.rawValue] = true
             }
-            if scenario.replication == .C { checkOnPeer(tags: tags, blocks: blocks, acknowledgedBy: node) }
+            if protocolC { checkOnPeer(tags: tags, blocks: blocks, acknowledgedBy: node) }
         case .read(let range, let issuedAt, let checked):
             guard ok, checked, case .data(let buffer) = result else { return }
             let blocks = SimulatedDisk.blocks(range)

@@ -33,6 +33,9 @@ struct NodeRuntime {
     var stalledUntil: UInt64 = 0
     /// The `repd attach` command waiting for its answer.
     var attachCommand: CommandID?
+    /// The protocol and resync rate of the last `repd adjust` (the resource file as changed).
+    var adjusted: (replication: ReplicationMode, resyncRate: Int)?
+    var adjustedAt: UInt64 = 0
 
     init(node: SimNode, blockCount: Int, superblock: Superblock, pageCount: Int) {
         self.node = node

@@ -123,6 +123,11 @@ public final class Simulation {
         c.splitBrainPolicies = scenario.policies
         c.resync = ResyncController.Settings(fixedRate: scenario.resyncRate, planAhead: 0, fillTarget: 0, delayTarget: 10,
                                              maxRate: scenario.resyncRate, minRate: 1 << 20)
+        if let (replication, rate) = nodes[node.rawValue].adjusted {
+            c.replication = replication
+            c.resync.fixedRate = rate
+            c.resync.maxRate = rate
+        }
         c.bitmapFlushInterval = UInt64(scenario.bitmapFlushMilliseconds) * 1_000_000
         c.barrierBytes = 1 << 20
         c.barrierInterval = UInt64(scenario.barrierMilliseconds) * 1_000_000

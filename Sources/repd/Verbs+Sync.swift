@@ -155,3 +155,26 @@ struct Disconnect: AsyncParsableCommand {
         try await Repd.guarded { try simpleControl(ControlRequest(.disconnect), common: common, resource: resource) }
     }
 }
+
+struct Adjust: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply a changed resource file to the running resource, without downtime.",
+        discussion: """
+            Reads the resource file again and compares it with what runs. Net options (protocol, timeout, after-sb-*, rr-conflict, csums-alg, verify-alg, allow-two-primaries), disk options (resync-rate, c-*, on-io-error, fencing, disk-timeout, on-no-data-accessible) and handlers apply at once, a running resync included; shared-secret, cram-hmac-alg, ping-int, ping-timeout and buffer sizes from the next connection on; startup options, connect-int and al-extents at the next `up`. A changed disk, meta-disk, device, address, node id or size cannot change on a running resource: then nothing is applied and the reason says what to do. --dry-run prints the changes and applies nothing. Run it on both nodes. A resource that is not up gives exit 20 (use `repd up`).
+            Examples: repd adjust r0 --dry-run
+                      repd adjust all
+            """
+    )
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "Resource names, or all.") var resources: [String]
+    @Flag(help: "Only print what would change.") var dryRun = false
+
+    func run() async throws {
+        try await Repd.guarded {
+            for name in try scriptResources(resources, common: common) {
+                _ = try common.resolve(name)  // a broken file fails here, with file:line, before the daemon is asked
+                try simpleControl(ControlRequest(.adjust, dryRun: dryRun, configDirectory: common.configDir), common: common, resource: name)
+            }
+        }
+    }
+}
