@@ -8,7 +8,8 @@
 #  - `wait-sync` returns 0 once the resync is done, with both disks UpToDate;
 #  - the global options come before the verb too (`repd -c DIR --node N
 #    --run-dir R status r0`, and `--config-dir=DIR`), with no REPD_* variables;
-#  - a resource that is not up gives exit 20.
+#  - a resource that is not up gives exit 20;
+#  - the daemon `repd up` starts holds none of the caller's open descriptors.
 # run-all-timeout: 300
 source "$(dirname "$0")/lib.sh"
 
@@ -18,7 +19,13 @@ export TWO_NODE_DISK="c-plan-ahead 0; resync-rate 16M; c-min-rate 0;"
 two_node_setup r0 96M
 node_create_md alpha
 node_create_md beta
+# The daemon keeps none of its caller's descriptors: fd 7 is open across `repd up`.
+exec 7>"$T/inherited.marker"
 node_up alpha
+exec 7>&-
+for fd in /proc/"$(node_pid alpha)"/fd/*; do
+    [ "$(readlink "$fd")" != "$T/inherited.marker" ] || fail "the daemon inherited its caller's fd 7 ($fd)"
+done
 
 word() {  # HANDLE VERB [ARGS...] -> the verb's output (fails if the verb fails)
     repd_node "$@" 2>"$T/word.err" </dev/null

@@ -32,6 +32,9 @@ public enum DaemonSpawner {
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, readyDescriptor)
+        // Nothing else of the caller's: a descriptor the daemon inherited (a pipe of the shell
+        // or cluster agent that ran `repd up`) would stay open as long as the daemon runs.
+        _ = crepd_spawn_close_from(&actions, readyDescriptor + 1)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
