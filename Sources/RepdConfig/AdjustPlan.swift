@@ -127,6 +127,8 @@ public struct AdjustPlan: Sendable, Equatable {
         compare("device", old.device, new.device, "the block device is attached at `up`: \(downUp)")
         compare("minor", old.minor.map { "\($0)" }, new.minor.map { "\($0)" }, "the block device is attached at `up`: \(downUp)")
         compare("nbd-address", old.nbdAddress.map { "\($0)" }, new.nbdAddress.map { "\($0)" }, "the NBD listener is bound at `up`: \(downUp)")
+        compare("nbd-insecure", old.nbdInsecure ? "yes" : nil, new.nbdInsecure ? "yes" : nil, "the NBD listener is bound at `up`: \(downUp)")
+        compare("nbd-socket-group", old.nbdSocketGroup, new.nbdSocketGroup, "the NBD socket gets its group at `up`: \(downUp)")
         return changes
     }
 }

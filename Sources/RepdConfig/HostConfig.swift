@@ -25,6 +25,11 @@ public struct HostConfig: Sendable, Hashable {
     /// when the replication link is down: the peer's fence-peer handler (`repd fence-peer-outdate`)
     /// asks it to outdate its disk there.
     public var fenceAddress: NetworkAddress?
+    /// repd extension: `nbd-insecure yes;` accepts an `nbd-address` other machines can reach.
+    public var nbdInsecure = false
+    /// repd extension: `nbd-socket-group NAME;`: the NBD unix socket is mode 0660 with this group
+    /// (root only, 0600, without it).
+    public var nbdSocketGroup: String?
     /// Where the `on` keyword of this section is.
     public var location: SourceLocation
 
@@ -55,6 +60,7 @@ public struct HostConfig: Sendable, Hashable {
         lhs.names == rhs.names && lhs.device == rhs.device && lhs.minor == rhs.minor && lhs.disk == rhs.disk
             && lhs.address == rhs.address && lhs.metaDisk == rhs.metaDisk && lhs.nodeId == rhs.nodeId
             && lhs.nbdAddress == rhs.nbdAddress && lhs.fenceAddress == rhs.fenceAddress
+            && lhs.nbdInsecure == rhs.nbdInsecure && lhs.nbdSocketGroup == rhs.nbdSocketGroup
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -67,5 +73,7 @@ public struct HostConfig: Sendable, Hashable {
         hasher.combine(nodeId)
         hasher.combine(nbdAddress)
         hasher.combine(fenceAddress)
+        hasher.combine(nbdInsecure)
+        hasher.combine(nbdSocketGroup)
     }
 }

@@ -32,6 +32,14 @@ public struct NetworkAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// 127.0.0.0/8 or ::1 (also ::ffff:127.x): reachable from this machine only.
+    public var isLoopback: Bool {
+        switch family {
+        case .ipv4: return host.hasPrefix("127.")
+        case .ipv6: return host == "::1" || host.lowercased().hasPrefix("::ffff:127.")
+        }
+    }
+
     /// The DRBD configuration form, with the family spelled out: `ipv4 127.0.0.1:7789`.
     var drbdSyntax: String { "\(family.rawValue) \(description)" }
 }

@@ -248,6 +248,10 @@ enum OptionCatalog {
         OptionSpec("node-id", .number(NumberSpec(0...31, .count))),
         OptionSpec("nbd-address", .address),
         OptionSpec("fence-address", .address),
+        // repd: an nbd-address other machines can reach, accepted knowingly (NBD has no TLS here yet).
+        OptionSpec("nbd-insecure", .flag),
+        // repd: the group that may use the NBD unix socket (mode 0660); root only without it.
+        OptionSpec("nbd-socket-group", .text(maxLength: 64)),
     ]
 
     /// What a resource body may set for all its `on` sections (DRBD 8.4 inheritance).

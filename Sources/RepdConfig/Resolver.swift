@@ -125,7 +125,7 @@ enum Resolver {
         let metaDisk = host.options["meta-disk"].flatMap { option in
             ValueParser.metaDisk(option, flexible: option.name == "flexible-meta-disk").value
         }
-        return HostConfig(
+        var config = HostConfig(
             names: host.names,
             device: device?.path ?? "",
             minor: device?.minor,
@@ -137,6 +137,9 @@ enum Resolver {
             nbdAddress: host.options["nbd-address"].flatMap { ValueParser.address($0).value },
             fenceAddress: host.options["fence-address"].flatMap { ValueParser.address($0).value },
             location: host.section.location)
+        config.nbdInsecure = host.options["nbd-insecure"].flatMap { ValueParser.flag($0).value } ?? false
+        config.nbdSocketGroup = host.options["nbd-socket-group"]?.values.first?.text
+        return config
     }
 
     // MARK: Typed sections

@@ -125,6 +125,13 @@ struct Validator {
                 if let nbdOption = host.options["nbd-address"], ValueParser.address(nbdOption).value == address {
                     report(nbdOption.location, "nbd-address \(address) is the replication address of '\(host.title)'; use another port")
                 }
+                if let nbdOption = host.options["nbd-address"], let nbd = ValueParser.address(nbdOption).value, !nbd.isLoopback,
+                   host.options["nbd-insecure"].flatMap({ ValueParser.flag($0).value }) != true {
+                    report(nbdOption.location, "nbd-address \(nbd) can be reached from other machines, and NBD has no authentication "
+                        + "or encryption here: whoever reaches the port reads and writes the replicated disk of '\(host.title)'. "
+                        + "Bind it to 127.0.0.1 or [::1] (the unix socket in the run dir serves local clients), "
+                        + "or accept the risk with `nbd-insecure yes;` in this on section, on a network only trusted hosts reach")
+                }
                 if let fenceOption = host.options["fence-address"], let fence = ValueParser.address(fenceOption).value {
                     if fence == address {
                         report(fenceOption.location, "fence-address \(fence) is the replication address of '\(host.title)'; the fencing path must be another (ideally another network)")

@@ -106,8 +106,7 @@ public final class Resource: @unchecked Sendable {
             guard let self else { return ControlReply(ok: false, message: "resource is shutting down") }
             return await self.handle(request)
         }
-        try await control.listen(unixSocket: run.controlSocket)
-        try await nbd.listen(unixSocket: run.nbdSocket)
+        try await publishSockets()
         if let address = config.local.nbdAddress {
             try await nbd.listen(host: address.host, port: address.port)
         }
@@ -125,6 +124,26 @@ public final class Resource: @unchecked Sendable {
         } else {
             logger.info("no peer is configured: running alone")
         }
+    }
+
+    /// The control socket (root only, 0600) and the NBD unix socket (0600, or 0660 with
+    /// `nbd-socket-group`), each bound under a temporary name and renamed once its mode is set,
+    /// whatever the umask the daemon started with.
+    private func publishSockets() async throws {
+        var group: gid_t?
+        if let name = config.local.nbdSocketGroup {
+            guard let id = ProcessSupport.groupID(name) else {
+                throw ResourceError("nbd-socket-group \(name): no such group on this node")
+            }
+            group = id
+            if try ProcessSupport.allowTraversal(run.path) {
+                logger.info("run dir \(run.path): search permission added for group and others (nbd-socket-group \(name) reaches the NBD socket through it)")
+            }
+        }
+        try await control.listen(unixSocket: run.controlSocket + ".new")
+        try ProcessSupport.publishSocket(run.controlSocket + ".new", as: run.controlSocket, mode: 0o600)
+        try await nbd.listen(unixSocket: run.nbdSocket + ".new")
+        try ProcessSupport.publishSocket(run.nbdSocket + ".new", as: run.nbdSocket, mode: group == nil ? 0o600 : 0o660, group: group)
     }
 
     /// The engine's first actions, carried out before anything is served: the metadata says the

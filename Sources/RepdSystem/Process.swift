@@ -57,14 +57,48 @@ public enum ProcessSupport {
         access(path, F_OK) == 0
     }
 
-    public static func makeDirectory(_ path: String) throws(SystemError) {
+    /// Creates `path` and its missing parents (0755). `mode`: the mode of `path` itself when this
+    /// call creates it, whatever the umask (an existing directory keeps its mode).
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
         var prefix = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
+        let parts = path.split(separator: "/")
+        for (index, part) in parts.enumerated() {
             prefix += "/" + part
-            if mkdir(prefix, 0o755) != 0 && Glibc.errno != EEXIST {
+            let last = index == parts.count - 1
+            if mkdir(prefix, last ? mode : 0o755) == 0 {
+                if last && chmod(prefix, mode) != 0 { throw SystemError("chmod", prefix, errno: Errno(rawValue: Glibc.errno)) }
+            } else if Glibc.errno != EEXIST {
                 throw SystemError("mkdir", prefix, errno: Errno(rawValue: Glibc.errno))
             }
         }
+    }
+
+    /// Gives the socket bound at `temporary` its mode (and group), then renames it to `path`: a
+    /// client never finds `path` with the mode the umask gave the socket at bind.
+    public static func publishSocket(_ temporary: String, as path: String, mode: mode_t, group: gid_t? = nil) throws(SystemError) {
+        if let group, chown(temporary, uid_t.max, group) != 0 { throw SystemError("chown", temporary, errno: Errno(rawValue: Glibc.errno)) }
+        if chmod(temporary, mode) != 0 { throw SystemError("chmod", temporary, errno: Errno(rawValue: Glibc.errno)) }
+        if rename(temporary, path) != 0 { throw SystemError("rename", temporary, errno: Errno(rawValue: Glibc.errno)) }
+    }
+
+    /// The id of group `name`, or nil when there is none.
+    public static func groupID(_ name: String) -> gid_t? {
+        var group = Glibc.group()
+        var result: UnsafeMutablePointer<Glibc.group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getgrnam_r(name, &group, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return group.gr_gid
+    }
+
+    /// Adds search (x) permission for group and others to a directory, so that a socket in it can
+    /// be reached by those its own mode lets in. Returns whether it changed anything.
+    public static func allowTraversal(_ path: String) throws(SystemError) -> Bool {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw SystemError("stat", path, errno: Errno(rawValue: Glibc.errno)) }
+        let mode = info.st_mode & 0o7777
+        guard mode & 0o011 != 0o011 else { return false }
+        if chmod(path, mode | 0o011) != 0 { throw SystemError("chmod", path, errno: Errno(rawValue: Glibc.errno)) }
+        return true
     }
 
     public static func removeFile(_ path: String) {

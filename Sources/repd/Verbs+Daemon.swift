@@ -23,7 +23,7 @@ struct Up: AsyncParsableCommand {
             var config = try common.resolve(resource)
             if noDevice { config.local.device = HostConfig.noDevice }
             let runDir = common.runDir
-            do { try ProcessSupport.makeDirectory(runDir) } catch {
+            do { try ProcessSupport.makeDirectory(runDir, mode: 0o700) } catch {
                 throw CLIError(.failed, "cannot create run directory: \(error)")
             }
             let paths = RunDirectory(path: runDir, resource: resource)
