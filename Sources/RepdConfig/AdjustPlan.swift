@@ -42,7 +42,7 @@ public struct AdjustPlan: Sendable, Equatable {
 
     /// The net options the engine reads: applied to the running resource.
     static let netNow: Set<String> = [
-        "protocol", "timeout", "after-sb-0pri", "after-sb-1pri", "after-sb-2pri", "rr-conflict", "csums-alg", "verify-alg",
+        "protocol", "timeout", "ko-count", "after-sb-0pri", "after-sb-1pri", "after-sb-2pri", "rr-conflict", "csums-alg", "verify-alg",
         "allow-two-primaries",
     ]
     /// The net options the link reads when it connects.

@@ -83,6 +83,7 @@ enum ResolvedAction {
     /// completes once it is written.
     case send(PeerConnection, sent: EventLoopFuture<Void>, reportSent: UInt64?)
     case close(PeerConnection, reason: String)
+    case probe(PeerConnection)
     case standAlone(PeerConnection?, reason: String)
 }
 
@@ -146,6 +147,8 @@ extension Resource {
                 }
             case .dropConnection(let id, let reason):
                 if let connection = s.connections[id] { resolved.append(.close(connection, reason: reason)) }
+            case .probePeer(let id):
+                if let connection = s.connections[id] { resolved.append(.probe(connection)) }
             case .goStandAlone(let reason):
                 resolved.append(.standAlone(s.engine.session.flatMap { s.connections[$0.connection] }, reason: reason))
             case .readLocal, .writeLocal, .syncLocal, .persist:
@@ -178,6 +181,8 @@ extension Resource {
                     let id = connection.id
                     sent.whenComplete { _ in self.feed(.peerSent(id, sequence: sequence)) }
                 }
+            case .probe(let connection):
+                connection.probe()
             case .close(let connection, let reason):
                 logger.warning("closing the connection to the peer: \(reason)")
                 Self.afterSends(lastSent[connection.id], on: connection) { connection.close() }
@@ -263,7 +268,7 @@ extension Resource {
             case .warning: logger.warning("\(message)")
             case .error: logger.error("\(message)")
             }
-        case .complete, .reply, .send, .dropConnection, .goStandAlone, .diskDetached:
+        case .complete, .reply, .send, .dropConnection, .probePeer, .goStandAlone, .diskDetached:
             break // resolved under the lock
         }
     }

@@ -23,6 +23,7 @@ extension EngineConfiguration {
         }
         allowTwoPrimaries = net.allowTwoPrimaries
         ackTimeoutNanoseconds = UInt64(max(1, net.timeoutDeciseconds)) * 100_000_000
+        koCount = net.koCount
         splitBrainPolicies = net.splitBrainPolicies
         rrConflict = net.rrConflict
         csumsAlgorithm = net.csumsAlg

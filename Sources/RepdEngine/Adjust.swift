@@ -23,6 +23,7 @@ extension Engine {
         next.replication = new.replication
         next.allowTwoPrimaries = new.allowTwoPrimaries
         next.ackTimeoutNanoseconds = new.ackTimeoutNanoseconds
+        next.koCount = new.koCount
         next.splitBrainPolicies = new.splitBrainPolicies
         next.rrConflict = new.rrConflict
         next.csumsAlgorithm = new.csumsAlgorithm

@@ -34,6 +34,9 @@ public struct EngineConfiguration: Sendable {
     public var allowTwoPrimaries = false
     /// A replicated write the peer leaves unacknowledged longer than this drops the link (`timeout`).
     public var ackTimeoutNanoseconds: UInt64 = 6_000_000_000
+    /// `ko-count`: a write the peer leaves unacknowledged for this many `timeout`s drops the link,
+    /// even when the peer answers pings (a stuck disk there). 0: never for that alone.
+    public var koCount = 7
     public var splitBrainPolicies = SplitBrainPolicies()
     public var rrConflict: RRConflict = .disconnect
     public var csumsAlgorithm: String?

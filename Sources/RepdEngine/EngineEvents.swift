@@ -89,6 +89,9 @@ public enum Action: Sendable {
     case send(ConnectionID, PeerMessage, reportSent: UInt64? = nil)
     /// Close a connection; the link reconnects by itself.
     case dropConnection(ConnectionID, reason: String)
+    /// Ask the peer for a sign of life now (a ping): a peer that does not answer within
+    /// ping-timeout is dropped by the link. Sent when a replicated write is late (`ko-count`).
+    case probePeer(ConnectionID)
     /// Stop connecting until `resumeConnecting` (DRBD's StandAlone).
     case goStandAlone(reason: String)
     case resumeConnecting

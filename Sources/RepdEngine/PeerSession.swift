@@ -44,6 +44,8 @@ public struct PeerSession: Sendable {
     var lastBarrierAt: UInt64 = 0
     /// The peer acknowledged writes since the last tick: the application is still writing.
     var acknowledgedSinceTick = false
+    /// `timeout`s the oldest unacknowledged write has waited so far (ko-count).
+    var koStrikes = 0
     /// Acknowledged writes: out of sync if the link breaks before a barrier confirms them.
     var unconfirmed: [DurabilityEntry] = []
     var unconfirmedBytes = 0

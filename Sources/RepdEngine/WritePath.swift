@@ -582,15 +582,33 @@ extension Engine {
     }
 
     /// A replicated write the peer leaves unacknowledged longer than `timeout` breaks the link.
+    /// DRBD's `timeout` and `ko-count` for replicated writes: each `timeout` the oldest write waits
+    /// for the peer is a strike, and the peer is probed with a ping (a peer that does not answer
+    /// within ping-timeout is dead, and the link drops it). A peer that answers but does not
+    /// acknowledge (its disk is stuck) is dropped at `ko-count` strikes, so that it cannot stall
+    /// this node's writes for longer.
     mutating func checkAcknowledgementTimeout() {
         guard let connection = session?.connection else { return }
-        let limit = configuration.ackTimeoutNanoseconds
-        let late = operations.values.contains { op in
-            guard case .localWrite(let write) = op else { return false }
-            return write.replicated && !write.peerDone && write.startedAt + limit < now
+        let limit = max(1, configuration.ackTimeoutNanoseconds)
+        var oldest: UInt64?
+        for case .localWrite(let write) in operations.values where write.replicated && !write.peerDone {
+            oldest = min(oldest ?? write.startedAt, write.startedAt)
         }
-        if late {
-            emit(.dropConnection(connection, reason: "the peer did not acknowledge a write within timeout (\(Double(limit) / 1e9) s)"))
+        guard let oldest, now > oldest + limit else {
+            session!.koStrikes = 0
+            return
+        }
+        let strikes = Int((now - oldest) / limit)
+        guard strikes > session!.koStrikes else { return }
+        session!.koStrikes = strikes
+        let seconds = Double(limit) / 1e9
+        if configuration.koCount > 0 && strikes >= configuration.koCount {
+            emit(.dropConnection(connection, reason: "the peer did not acknowledge a write within ko-count \(configuration.koCount) × timeout \(seconds) s"
+                + " (it answers, but its writes do not complete)"))
+        } else {
+            emit(.probePeer(connection))
+            log(.warning, "the peer has not acknowledged a write for \(Double(now - oldest) / 1e9) s: strike \(strikes)"
+                + (configuration.koCount > 0 ? " of ko-count \(configuration.koCount)" : " (ko-count 0: not dropped for that)") + "; pinging it")
         }
     }
 }

@@ -136,6 +136,12 @@ public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
         channel.close(promise: nil)
     }
 
+    /// Pings the peer now unless a ping is out already; no answer within ping-timeout closes the
+    /// connection (the engine asks when a replicated write is late: DRBD's `timeout`).
+    public func probe() {
+        channel.pipeline.fireUserInboundEventTriggered(PeerConnectionHandler.Probe())
+    }
+
     public var description: String {
         "\(outbound ? "outgoing" : "incoming") connection #\(id) (\(channel.remoteAddress.map { "\($0)" } ?? "?"))"
     }
@@ -434,6 +440,15 @@ final class PeerConnectionHandler: ChannelInboundHandler {
         timer = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
             loopBound.value.tick(context: ctx.value)
         }
+    }
+
+    struct Probe {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is Probe else { return context.fireUserInboundEventTriggered(event) }
+        guard active, pingSentAt == nil else { return }
+        pingSentAt = .now()
+        context.writeAndFlush(wrapOutboundOut(.ping), promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

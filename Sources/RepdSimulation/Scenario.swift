@@ -91,6 +91,10 @@ public struct Scenario: Sendable, CustomStringConvertible {
     public var barrierMilliseconds = 1000
     /// `fencing`, with a `fence-peer` handler that asks the other node to outdate itself.
     public var fencing: FencingPolicy = .dontCare
+    /// `ko-count` (1: a write late by one `timeout` drops the link, as before ko-count existed).
+    public var koCount = 1
+    /// `timeout` in milliseconds.
+    public var ackTimeoutMilliseconds = 6000
     public var steps: [ScheduleStep]
 
     public var description: String {
@@ -101,7 +105,7 @@ public struct Scenario: Sendable, CustomStringConvertible {
             + ", resync \(resyncRate >> 20) MiB/s, bitmap written every \(bitmapFlushMilliseconds) ms"
             + (diskTimeoutMilliseconds > 0 ? ", disk-timeout \(diskTimeoutMilliseconds) ms" : "")
             + ", barriers every \(barrierMilliseconds) ms"
-            + (fencing != .dontCare ? ", fencing \(fencing.rawValue)" : "")]
+            + (fencing != .dontCare ? ", fencing \(fencing.rawValue)" : "") + ", timeout \(ackTimeoutMilliseconds) ms, ko-count \(koCount)"]
         lines += steps.map { "  \($0)" }
         return lines.joined(separator: "\n")
     }
@@ -177,6 +181,9 @@ public struct Scenario: Sendable, CustomStringConvertible {
             }
             scenario.steps = steps
         }
+        scenario.koCount = [1, 7, 0][pick(3)]
+        // A short `timeout` makes the link stalls and stuck disks of the schedule late writes.
+        scenario.ackTimeoutMilliseconds = [6000, 1000][pick(2)]
         return scenario
     }
 }

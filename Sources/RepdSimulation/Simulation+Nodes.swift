@@ -188,6 +188,13 @@ extension Simulation {
         case .dropConnection(let connection, let reason):
             note("\(node) drops connection \(connection): \(reason)")
             cutConnection(connection, peerNoticesAfter: latency(100_000, 5_000_000))
+        case .probePeer(let connection):
+            // The link pings: a peer that cannot answer within ping-timeout (0.5 s; the link is
+            // stalled longer) is dropped, as PeerLink does.
+            if network.stalledUntil > now + 500_000_000 {
+                note("\(node)'s ping is not answered within ping-timeout: connection \(connection) dropped")
+                cutConnection(connection, peerNoticesAfter: latency(100_000, 5_000_000))
+            }
         case .goStandAlone(let reason):
             note("\(node) goes StandAlone: \(reason)")
             nodes[node.rawValue].standAlone = true

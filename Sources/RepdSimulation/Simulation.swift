@@ -132,6 +132,8 @@ public final class Simulation {
         c.barrierBytes = 1 << 20
         c.barrierInterval = UInt64(scenario.barrierMilliseconds) * 1_000_000
         c.onIOError = .detach
+        c.koCount = scenario.koCount
+        c.ackTimeoutNanoseconds = UInt64(scenario.ackTimeoutMilliseconds) * 1_000_000
         c.diskTimeoutNanoseconds = UInt64(scenario.diskTimeoutMilliseconds) * 1_000_000
         c.fencing = scenario.fencing
         if scenario.fencing != .dontCare { c.handlers = ["fence-peer"] }
