@@ -103,6 +103,9 @@ public struct PeerWrite: Sendable, Equatable {
     public var noHole: Bool
     /// The data, for `data` only, with `length == payload.readableBytes`; nil for `trim` and `zeroes`.
     public var payload: ByteBuffer?
+    /// `data-integrity-alg`: the digest of the data, added by the sending connection and checked
+    /// by the receiving one (data writes only).
+    public var digest: PeerDigest?
 
     public init(
         sequence: UInt64, offset: UInt64, length: UInt32, kind: Kind, fua: Bool = false, noHole: Bool = false,
@@ -121,6 +124,24 @@ public struct PeerWrite: Sendable, Equatable {
     public init(sequence: UInt64, offset: UInt64, data: ByteBuffer, fua: Bool = false) {
         self.init(sequence: sequence, offset: offset, length: UInt32(data.readableBytes), kind: .data, fua: fua, payload: data)
     }
+}
+
+/// A digest of a write's data in flight (`data-integrity-alg`).
+public struct PeerDigest: Sendable, Equatable {
+    /// The algorithm, by its wire code (``algorithms``).
+    public var algorithm: UInt8
+    public var bytes: [UInt8]
+
+    public init(algorithm: UInt8, bytes: [UInt8]) {
+        self.algorithm = algorithm
+        self.bytes = bytes
+    }
+
+    /// Wire code to name and digest length.
+    public static let algorithms: [UInt8: (name: String, length: Int)] = [1: ("crc32c", 4), 2: ("sha1", 20), 3: ("sha256", 32)]
+
+    public static func code(_ name: String) -> UInt8? { algorithms.first { $0.value.name == name }?.key }
+    public var name: String { Self.algorithms[algorithm]?.name ?? "algorithm \(algorithm)" }
 }
 
 /// Every message of the replication protocol. Byte layouts: Docs/WireProtocol.md.

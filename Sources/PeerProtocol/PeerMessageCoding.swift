@@ -60,7 +60,13 @@ extension PeerMessage {
             var flags: UInt8 = 0
             if write.fua { flags |= PeerWire.writeFlagFUA }
             if write.noHole { flags |= PeerWire.writeFlagNoHole }
+            if write.digest != nil && write.kind == .data { flags |= PeerWire.writeFlagDigest }
             buffer.writeInteger(flags)
+            if let digest = write.digest, write.kind == .data {
+                buffer.writeInteger(digest.algorithm)
+                buffer.writeInteger(UInt8(digest.bytes.count))
+                buffer.writeBytes(digest.bytes)
+            }
             if write.kind == .data {
                 assert(write.payload?.readableBytes == Int(write.length), "a data write's payload must be `length` bytes")
                 bulk = write.payload
@@ -197,8 +203,22 @@ extension PeerMessage {
             let kindCode = try reader.integer(UInt8.self, "kind")
             guard let kind = PeerWrite.Kind(rawValue: kindCode) else { throw reader.malformed("unknown write kind \(kindCode)") }
             let flags = try reader.integer(UInt8.self, "flags")
-            let known = PeerWire.writeFlagFUA | PeerWire.writeFlagNoHole
+            let known = PeerWire.writeFlagFUA | PeerWire.writeFlagNoHole | PeerWire.writeFlagDigest
             guard flags & ~known == 0 else { throw reader.malformed("unknown write flags 0x\(hex(flags & ~known, digits: 2))") }
+            var digest: PeerDigest?
+            if flags & PeerWire.writeFlagDigest != 0 {
+                guard kind == .data else { throw reader.malformed("a write of kind \(kind) carries a digest") }
+                let code = try reader.integer(UInt8.self, "digest algorithm")
+                let count = try reader.integer(UInt8.self, "digest length")
+                guard let known = PeerDigest.algorithms[code] else { throw reader.malformed("unknown digest algorithm \(code)") }
+                guard Int(count) == known.length else {
+                    throw reader.malformed("a \(known.name) digest is \(known.length) bytes, not \(count)")
+                }
+                guard let bytes = reader.buffer.readBytes(length: Int(count)) else {
+                    throw reader.malformed("truncated in the digest: \(count) bytes needed, \(reader.remaining) left")
+                }
+                digest = PeerDigest(algorithm: code, bytes: bytes)
+            }
             var payload: ByteBuffer? = nil
             if kind == .data {
                 guard reader.remaining == Int(length) else {
@@ -208,9 +228,11 @@ extension PeerMessage {
             } else if reader.remaining != 0 {
                 throw reader.malformed("write of kind \(kind) carries \(reader.remaining) bytes of data, it must carry none")
             }
-            message = .write(PeerWrite(
+            var write = PeerWrite(
                 sequence: sequence, offset: offset, length: length, kind: kind,
-                fua: flags & PeerWire.writeFlagFUA != 0, noHole: flags & PeerWire.writeFlagNoHole != 0, payload: payload))
+                fua: flags & PeerWire.writeFlagFUA != 0, noHole: flags & PeerWire.writeFlagNoHole != 0, payload: payload)
+            write.digest = digest
+            message = .write(write)
         case .writeAck:
             let sequence = try reader.integer(UInt64.self, "sequence")
             message = .writeAck(sequence: sequence, status: try reader.integer(UInt32.self, "status"))
@@ -294,6 +316,8 @@ extension PeerMessage {
 extension PeerWire {
     static let writeFlagFUA: UInt8 = 1 << 0
     static let writeFlagNoHole: UInt8 = 1 << 1
+    /// A digest of the data follows the flags (`data-integrity-alg`).
+    static let writeFlagDigest: UInt8 = 1 << 2
 
     /// The header checks shared by the frame decoder (before the payload arrives) and `decode`.
     static func checkHeader(type rawType: UInt16, flags: UInt16, length: UInt64) throws(PeerProtocolError) -> PeerMessageType {

@@ -47,7 +47,7 @@ public struct AdjustPlan: Sendable, Equatable {
     ]
     /// The net options the link reads when it connects.
     static let netNextConnection: Set<String> = [
-        "shared-secret", "cram-hmac-alg", "ping-int", "ping-timeout", "sndbuf-size", "rcvbuf-size",
+        "shared-secret", "cram-hmac-alg", "ping-int", "ping-timeout", "sndbuf-size", "rcvbuf-size", "data-integrity-alg",
     ]
     /// The disk options the engine reads.
     static let diskNow: Set<String> = [

@@ -131,16 +131,25 @@ struct LocalDisk: Sendable {
     static func blockDigests(_ buffer: ByteBuffer, algorithm: String) -> [[UInt8]] {
         buffer.withUnsafeReadableBytes { bytes in
             stride(from: 0, to: bytes.count, by: Int(Geometry.blockSize)).map { start in
-                let block = UnsafeRawBufferPointer(rebasing: bytes[start..<min(bytes.count, start + Int(Geometry.blockSize))])
-                switch algorithm {
-                case "md5": return Array(Insecure.MD5.hash(data: block))
-                case "sha1": return Array(Insecure.SHA1.hash(data: block))
-                case "sha256": return Array(SHA256.hash(data: block))
-                default:
-                    let crc = CRC32C.checksum(block)
-                    return [UInt8(crc & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc >> 16 & 0xff), UInt8(crc >> 24)]
-                }
+                digest(UnsafeRawBufferPointer(rebasing: bytes[start..<min(bytes.count, start + Int(Geometry.blockSize))]), algorithm: algorithm)
             }
+        }
+    }
+
+    /// The digest of all of `buffer` (`data-integrity-alg`).
+    static func digest(_ buffer: ByteBuffer, algorithm: String) -> [UInt8] {
+        buffer.withUnsafeReadableBytes { digest($0, algorithm: algorithm) }
+    }
+
+    /// md5, sha1, sha256, or crc32c (little-endian) for any other name.
+    static func digest(_ bytes: UnsafeRawBufferPointer, algorithm: String) -> [UInt8] {
+        switch algorithm {
+        case "md5": return Array(Insecure.MD5.hash(data: bytes))
+        case "sha1": return Array(Insecure.SHA1.hash(data: bytes))
+        case "sha256": return Array(SHA256.hash(data: bytes))
+        default:
+            let crc = CRC32C.checksum(bytes)
+            return [UInt8(crc & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc >> 16 & 0xff), UInt8(crc >> 24)]
         }
     }
 }

@@ -14,7 +14,7 @@ extension Resource: PeerLinkDelegate {
     public static func linkConfiguration(_ config: ResolvedResource, node: String) -> PeerLinkConfiguration? {
         guard let peer = config.peer else { return nil }
         let net = config.net
-        return PeerLinkConfiguration(
+        var configuration = PeerLinkConfiguration(
             resource: config.name, localNode: node, peerNode: peer.names.first ?? "peer",
             listenHost: config.local.address.host, listenPort: config.local.address.port,
             peerHost: peer.address.host, peerPort: peer.address.port,
@@ -23,13 +23,16 @@ extension Resource: PeerLinkDelegate {
             pingInterval: .seconds(Int64(max(1, net.pingIntervalSeconds))),
             pingTimeout: .milliseconds(Int64(max(1, net.pingTimeoutDeciseconds)) * 100),
             sendBufferSize: net.sndbufSize, receiveBufferSize: net.rcvbufSize)
+        configuration.dataIntegrityAlgorithm = net.dataIntegrityAlg
+        return configuration
     }
 
     func startPeerLink() async throws {
         guard let peer = config.peer, let configuration = Self.linkConfiguration(config, node: node) else { return }
         let net = config.net
         let link = PeerLink(configuration: configuration, group: peerLoop, logger: logger, delegate: self,
-                            mac: Resource.hmac, random: { ProcessSupport.randomUInt64() })
+                            mac: Resource.hmac, random: { ProcessSupport.randomUInt64() },
+                            digest: { algorithm, data in LocalDisk.digest(data, algorithm: algorithm) })
         self.link = link
         do {
             try await link.start()

@@ -32,6 +32,9 @@ public struct PeerLinkConfiguration: Sendable {
     public var pingTimeout: TimeAmount
     public var sendBufferSize: Int
     public var receiveBufferSize: Int
+    /// `data-integrity-alg`: the digest this node adds to the data of each replicated write it
+    /// sends (the receiver checks any digest it gets, whatever its own setting).
+    public var dataIntegrityAlgorithm: String?
 
     public init(resource: String, localNode: String, peerNode: String, listenHost: String, listenPort: Int, peerHost: String, peerPort: Int,
                 sharedSecret: [UInt8]?, algorithm: String?, connectInterval: TimeAmount, pingInterval: TimeAmount, pingTimeout: TimeAmount,
@@ -61,15 +64,20 @@ public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
     public let channel: any Channel
     public let id: Int
     public let outbound: Bool
+    /// `data-integrity-alg`: the wire code of the digest added to outgoing data writes, and the
+    /// function that computes it (nil: none added).
+    let integrity: (code: UInt8, name: String, digest: @Sendable (String, ByteBuffer) -> [UInt8])?
     /// A flush is queued on the event loop: messages written meanwhile go out with it.
     private let flushPending: NIOLoopBoundBox<Bool>
     /// Messages queued and not yet handed to the channel, in the order `enqueue` was called.
     private let outbox = NIOLockedValueBox<[(PeerMessage, EventLoopPromise<Void>)]>([])
 
-    init(channel: any Channel, id: Int, outbound: Bool) {
+    init(channel: any Channel, id: Int, outbound: Bool,
+         integrity: (code: UInt8, name: String, digest: @Sendable (String, ByteBuffer) -> [UInt8])? = nil) {
         self.channel = channel
         self.id = id
         self.outbound = outbound
+        self.integrity = integrity
         self.flushPending = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
     }
 
@@ -113,7 +121,7 @@ public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
             return taken
         }
         guard !messages.isEmpty else { return }
-        for (message, promise) in messages { channel.write(message, promise: promise) }
+        for (message, promise) in messages { channel.write(signed(message), promise: promise) }
         if !flushPending.value {
             flushPending.value = true
             channel.eventLoop.execute {
@@ -121,6 +129,13 @@ public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
                 self.channel.flush()
             }
         }
+    }
+
+    /// A data write with its digest added, when `data-integrity-alg` is set; any other message as it is.
+    private func signed(_ message: PeerMessage) -> PeerMessage {
+        guard let integrity, case .write(var write) = message, write.kind == .data, let payload = write.payload else { return message }
+        write.digest = PeerDigest(algorithm: integrity.code, bytes: integrity.digest(integrity.name, payload))
+        return .write(write)
     }
 
     /// Runs `body` on the event loop once every message queued so far is written out.
@@ -160,6 +175,8 @@ public final class PeerLink: Sendable {
     private let logger: Logger
     private let mac: @Sendable (String, [UInt8], [UInt8]) -> [UInt8]
     private let random: @Sendable () -> UInt64
+    /// Computes a digest of data by algorithm name (`data-integrity-alg`).
+    let digest: @Sendable (String, ByteBuffer) -> [UInt8]
 
     struct State {
         var listener: (any Channel)?
@@ -187,8 +204,10 @@ public final class PeerLink: Sendable {
     static let handshakeTimeout = TimeAmount.seconds(10)
 
     public init(configuration: PeerLinkConfiguration, group: any EventLoopGroup, logger: Logger, delegate: any PeerLinkDelegate,
-                mac: @escaping @Sendable (String, [UInt8], [UInt8]) -> [UInt8], random: @escaping @Sendable () -> UInt64) {
+                mac: @escaping @Sendable (String, [UInt8], [UInt8]) -> [UInt8], random: @escaping @Sendable () -> UInt64,
+                digest: @escaping @Sendable (String, ByteBuffer) -> [UInt8]) {
         self.configurationBox = NIOLockedValueBox(configuration)
+        self.digest = digest
         self.group = group
         self.logger = logger
         self.mac = mac
@@ -292,7 +311,10 @@ public final class PeerLink: Sendable {
     private func setUp(channel: any Channel, outbound: Bool) -> EventLoopFuture<Void> {
         let connection: PeerConnection? = state.withLockedValue { s in
             guard !s.stopped, !s.standAlone, s.pending.count < Self.maximumPending else { return nil }
-            let c = PeerConnection(channel: channel, id: s.nextID, outbound: outbound)
+            let integrity = configuration.dataIntegrityAlgorithm.flatMap { name in
+                PeerDigest.code(name).map { (code: $0, name: name, digest: digest) }
+            }
+            let c = PeerConnection(channel: channel, id: s.nextID, outbound: outbound, integrity: integrity)
             s.nextID += 1
             s.pending[c.id] = c
             return c
@@ -442,6 +464,16 @@ final class PeerConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Why a write's data does not match its digest, or nil when it does. The connection is then
+    /// closed without writing the data: the sender marks the unacknowledged write out of sync
+    /// and the resync after the reconnect repairs the block (DRBD's data-integrity-alg).
+    private func integrityMismatch(_ write: PeerWrite) -> String? {
+        guard let digest = write.digest, let payload = write.payload else { return nil }
+        guard link.digest(digest.name, payload) != digest.bytes else { return nil }
+        return "data-integrity-alg \(digest.name): the data of write \(write.sequence) (\(write.length) bytes at offset \(write.offset)) "
+            + "does not match its digest: corrupted in flight; dropping the connection (the resync repairs the block)"
+    }
+
     struct Probe {}
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -491,6 +523,13 @@ final class PeerConnectionHandler: ChannelInboundHandler {
             case .error(let reason):
                 link.noteLossReason(connection, "the peer closed the connection: \(reason)")
                 context.close(promise: nil)
+            case .write(let write) where write.digest != nil:
+                if let mismatch = integrityMismatch(write) {
+                    link.noteLossReason(connection, mismatch)
+                    context.close(promise: nil)
+                    return
+                }
+                link.received(message, on: connection)
             default:
                 link.received(message, on: connection)
             }

@@ -261,7 +261,7 @@ final class PeerMessageTests: XCTestCase {
             (.write, 0, writeFixed(2, 0, 0) + [1, 2, 3, 4], "write of kind data has length 2 but carries 4 bytes of data", #line),
             (.write, 0, writeFixed(4096, 1, 0) + [1, 2, 3, 4], "write of kind trim carries 4 bytes of data, it must carry none", #line),
             (.write, 0, writeFixed(4096, 7, 0), "unknown write kind 7", #line),
-            (.write, 0, writeFixed(4096, 2, 0x84), "unknown write flags 0x84", #line),
+            (.write, 0, writeFixed(4096, 2, 0x88), "unknown write flags 0x88", #line),
             (.write, 0, Array(writeFixed(0, 0, 0).prefix(20)), "truncated at kind: 1 bytes needed, 0 left", #line),
             (.authChallenge, 0, .string("sha256") + .be(UInt16(16)) + Array(repeating: 1, count: 16), "challenge is 16 bytes, it must be 32 to 64", #line),
             (.authChallenge, 0, .string("sha256") + .be(UInt16(65)) + Array(repeating: 1, count: 65), "challenge is 65 bytes, it must be 32 to 64", #line),
