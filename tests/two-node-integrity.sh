@@ -17,6 +17,15 @@ require_python_nbd
 require_tool cmp python3 ss nbdinfo
 
 SIZE=32M
+res_file() {  # NET DIR ALPHA-PORT BETA-PORT: the resource as one node sees it
+    cat <<EOF
+resource r0 {
+  net { $1 }
+  on alpha { device none; disk $2/w/alpha.img; address 127.0.0.1:$3; meta-disk $2/w/alpha.md; }
+  on beta  { device none; disk $2/w/beta.img;  address 127.0.0.2:$4; meta-disk $2/w/beta.md; }
+}
+EOF
+}
 # round NAME NET-EXTRA: a fresh pair through the proxy; 64 writes through alpha, one corrupted.
 round() {
     local name=$1 extra=$2 pa pb px py dir
@@ -28,20 +37,8 @@ round() {
     truncate -s 16M "$dir/w/alpha.md" "$dir/w/beta.md"
     # Each node reaches the other through the proxy: alpha dials beta at px, beta dials alpha at py.
     local net="protocol C; $TWO_NODE_NET_DEFAULT $extra"
-    cat >"$dir/etc-alpha/r0.res" <<EOF
-resource r0 {
-  net { $net }
-  on alpha { device none; disk $dir/w/alpha.img; address 127.0.0.1:$pa; meta-disk $dir/w/alpha.md; }
-  on beta  { device none; disk $dir/w/beta.img;  address 127.0.0.2:$px; meta-disk $dir/w/beta.md; }
-}
-EOF
-    cat >"$dir/etc-beta/r0.res" <<EOF
-resource r0 {
-  net { $net }
-  on alpha { device none; disk $dir/w/alpha.img; address 127.0.0.1:$py; meta-disk $dir/w/alpha.md; }
-  on beta  { device none; disk $dir/w/beta.img;  address 127.0.0.2:$pb; meta-disk $dir/w/beta.md; }
-}
-EOF
+    res_file "$net" "$dir" "$pa" "$px" >"$dir/etc-alpha/r0.res"
+    res_file "$net" "$dir" "$py" "$pb" >"$dir/etc-beta/r0.res"
     python3 "$(dirname "$0")/peer_corrupting_proxy.py" "$dir/corrupt" "$dir/corrupted.log" \
         "127.0.0.2:$px=127.0.0.2:$pb" "127.0.0.1:$py=127.0.0.1:$pa" >"$dir/proxy.log" 2>&1 </dev/null 8>&- 9>&- &
     add_bg_pid "$!"

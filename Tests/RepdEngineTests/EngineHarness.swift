@@ -116,6 +116,19 @@ struct EngineHarness {
         clear()
     }
 
+    /// A client write of one block that the local disk and the peer both complete (a connected
+    /// Primary); fails the test if it is not then done.
+    mutating func acknowledgedWrite(_ id: ClientRequestID, block: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+        clear()
+        feed(.clientWrite(id, Self.clientWrite(block: block)))
+        guard case .write(let w)? = sent.first, let (token, _) = localWrites.first else {
+            return XCTFail("the write went neither to the peer nor to the disk: \(actions)", file: file, line: line)
+        }
+        feed(.writeDone(token, nil))
+        feed(.peerMessage(Self.connection, .writeAck(sequence: w.sequence, status: 0)))
+        XCTAssertTrue(isDone(id), file: file, line: line)
+    }
+
     /// A replicated write from the peer, as it arrives.
     static func peerWrite(_ sequence: UInt64, block: UInt64, tag: UInt8 = 1) -> PeerMessage {
         .write(PeerWrite(sequence: sequence, offset: block * Geometry.blockSize, data: ByteBuffer(repeating: tag, count: Int(Geometry.blockSize))))

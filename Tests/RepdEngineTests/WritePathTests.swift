@@ -95,18 +95,10 @@ final class WritePathTests: XCTestCase {
     func testTheEnginesOwnBarriersArePacedByTheInterval() {
         var h = EngineHarness()
         h.connectedPrimary()
-        func acknowledgedWrite(_ id: ClientRequestID, block: UInt64) {
-            h.clear()
-            h.feed(.clientWrite(id, EngineHarness.clientWrite(block: block)))
-            guard case .write(let w)? = h.sent.first, let (token, _) = h.localWrites.first else { return XCTFail("\(h.actions)") }
-            h.feed(.writeDone(token, nil))
-            h.feed(.peerMessage(EngineHarness.connection, .writeAck(sequence: w.sequence, status: 0)))
-            XCTAssertTrue(h.isDone(id))
-        }
         var sentBarriers: [UInt64] = []
         func collect() { sentBarriers += h.sent.compactMap { if case .flush(let s) = $0 { return s } else { return nil } }; h.clear() }
         // The first barrier goes with the first acknowledgement (none was sent before).
-        acknowledgedWrite(1, block: 9)
+        h.acknowledgedWrite(1, block: 9)
         collect()
         guard let first = sentBarriers.first else { return XCTFail("no first barrier: \(h.actions)") }
         h.feed(.peerMessage(EngineHarness.connection, .flushAck(sequence: first, status: 0)))
@@ -116,7 +108,7 @@ final class WritePathTests: XCTestCase {
             h.tick()
             collect()
             XCTAssertEqual(sentBarriers.count, step < 10 ? 0 : 1, "barriers \(step * 100) ms after the last one")
-            acknowledgedWrite(ClientRequestID(10 + step), block: UInt64(10 + step))
+            h.acknowledgedWrite(ClientRequestID(10 + step), block: UInt64(10 + step))
             collect()
         }
         XCTAssertEqual(sentBarriers.count, 1)
@@ -146,12 +138,7 @@ final class WritePathTests: XCTestCase {
         h.connectedPrimary()
         h.tick()
         for (id, block) in [(1, 0), (2, 1024)] as [(ClientRequestID, UInt64)] {
-            h.clear()
-            h.feed(.clientWrite(id, EngineHarness.clientWrite(block: block)))
-            guard case .write(let w)? = h.sent.first, let (token, _) = h.localWrites.first else { return XCTFail("\(h.actions)") }
-            h.feed(.writeDone(token, nil))
-            h.feed(.peerMessage(EngineHarness.connection, .writeAck(sequence: w.sequence, status: 0)))
-            XCTAssertTrue(h.isDone(id))
+            h.acknowledgedWrite(id, block: block)
         }
         h.clear()
         h.feed(.clientWrite(3, EngineHarness.clientWrite(block: 2048)))
