@@ -21,6 +21,7 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         case suspendIO = "suspend-io"
         case outdate
         case adjust
+        case resize
     }
 
     public var command: Command

@@ -100,6 +100,20 @@ public struct DirtyBitmap: Sendable, Hashable {
         return update(blocks, set: false)
     }
 
+    /// Grows the bitmap to `blockCount` blocks (online resize); the new blocks are in sync. Returns
+    /// the pages that are new (to be written).
+    @discardableResult
+    public mutating func grow(to newCount: Int) -> [Int] {
+        precondition(newCount >= blockCount, "a bitmap only grows")
+        let oldPages = pageCount
+        let pages = (newCount + Self.blocksPerPage - 1) / Self.blocksPerPage
+        if pages * Self.wordsPerPage > words.count {
+            words.append(contentsOf: repeatElement(0, count: pages * Self.wordsPerPage - words.count))
+        }
+        blockCount = newCount
+        return Array(oldPages..<pages)
+    }
+
     /// Marks the whole device out of sync (full resync). Returns the pages that changed.
     @discardableResult
     public mutating func markAllOutOfSync() -> [Int] {

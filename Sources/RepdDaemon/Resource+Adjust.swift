@@ -28,7 +28,7 @@ extension Resource {
         let settings = EngineConfiguration(resolved: file, node: node, usableSize: usable, runDirectory: run.path)
         let answer = await ask { .adjust($0, settings) }
         guard answer.ok else {
-            return ControlReply(ok: false, message: "\(name): refusing to adjust (nothing was changed): \(answer.message)", status: status())
+            return ControlReply(ok: false, message: "\(answer.message); nothing was changed", status: status())
         }
         configBox.withLockedValue { $0 = file }
         if let link = Self.linkConfiguration(file, node: node) {

@@ -36,6 +36,8 @@ extension Resource {
         case .resumeIO: command = .resumeIO
         case .suspendIO: command = .suspendIO
         case .outdate: command = .outdate(byPeer: false)
+        case .resize:
+            return await resize(assumeClean: request.option ?? false)
         case .adjust:
             return await adjust(configDirectory: request.configDirectory ?? "", dryRun: request.dryRun ?? false)
         case .attach:

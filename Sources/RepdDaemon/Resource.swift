@@ -48,6 +48,8 @@ public final class Resource: @unchecked Sendable {
     let state: NIOLockedValueBox<DriverState>
     /// The node's block device for the resource's `device` path (Docs/BlockDevice.md).
     let attachment: DeviceAttachment
+    /// What opening the disk noticed (a disk that grew while down), for `repd up` to print.
+    let diskNotes: [String]
     private let stopSignal = NIOLockedValueBox<CheckedContinuation<Void, Never>?>(nil)
     private let stopRequested = NIOLockedValueBox(false)
 
@@ -61,6 +63,7 @@ public final class Resource: @unchecked Sendable {
         // A disk that failed stays out of use (not at `up`, not after a restart) until `repd attach`.
         var opened: BackingDisk.Opened?
         var failure: DiskFailure?
+        var diskNotes: [String] = []
         let usable: UInt64
         if let record = DiskFailureRecord.load(run) {
             failure = record.failure
@@ -68,12 +71,18 @@ public final class Resource: @unchecked Sendable {
         } else {
             let found = try BackingDisk.open(config)
             usable = found.usableSize
+            if let grown = found.disk.metadata.grownUsableSize {
+                diskNotes.append("\(config.local.disk) grew to \(grown) usable bytes while \(config.name) was down; the metadata describes "
+                    + "\(usable), which stays replicated until `repd resize \(config.name)` on both nodes")
+            }
             if found.superblock.flags.contains(.diskFailed) {
                 failure = DiskFailure(cause: .ioError, at: 0, detail: "the metadata of \(config.local.disk) records that it failed (flag disk-failed)")
             } else {
                 opened = found
             }
         }
+        diskNotes.forEach { logger.warning("\($0)") }
+        self.diskNotes = diskNotes
         if let failure {
             logger.warning("the disk \(config.local.disk) failed before (\(failure.summary)); it stays out of use until `repd attach \(config.name)`: starting Diskless")
         }
@@ -243,7 +252,7 @@ struct ResourceError: Error, CustomStringConvertible {
 extension Resource {
     /// What `repd up` prints besides the result: the configuration's risky choices (once, also in
     /// the log) and what attaching the block device noticed.
-    var warnings: [String] { Self.configurationWarnings(config) + attachment.warnings }
+    var warnings: [String] { Self.configurationWarnings(config) + diskNotes + attachment.warnings }
 
     static func configurationWarnings(_ config: ResolvedResource) -> [String] {
         var warnings: [String] = []

@@ -204,6 +204,7 @@ extension Engine {
                 switch then {
                 case .roleChange: roleChangePersisted(nil)
                 case .syncTargetReady(let connection): syncTargetReady(connection, nil)
+                case .resized(let id): resizePersisted(id, IOFailure(.io, "the disk was detached"))
                 case .nothing, .startup, .lazyBitmap, .activityLog, .generationGate: break
                 }
             }

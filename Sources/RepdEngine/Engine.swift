@@ -76,6 +76,8 @@ public struct Engine: Sendable {
     public internal(set) var fence: FenceRun?
     /// `repd suspend-io`: new application requests wait until `repd resume-io`.
     public internal(set) var userSuspended = false
+    /// The `repd resize` whose grown metadata is being written.
+    var resizeCommand: CommandID?
     var random: SplitMix64
     var nextToken: IOToken = 1
     var output: [Action] = []
@@ -179,6 +181,8 @@ public struct Engine: Sendable {
             attachDisk(id, disk)
         case .adjust(let id, let settings):
             adjust(id, settings)
+        case .resize(let id, let layout, let assumeClean):
+            resize(id, layout: layout, assumeClean: assumeClean)
         }
         defer { output.removeAll(keepingCapacity: true) }
         return output

@@ -52,6 +52,9 @@ public enum Event: Sendable {
     /// `repd adjust`: the settings from the changed resource file; the engine takes those it can
     /// change while running (Adjust.swift) or refuses with the reply.
     case adjust(CommandID, EngineConfiguration)
+    /// `repd resize`: the backing disk grew; `layout` is the metadata layout for its new size
+    /// (Resize.swift).
+    case resize(CommandID, layout: MetadataLayout, assumeClean: Bool)
 }
 
 /// A backing disk the driver opened for `repd attach`, with its metadata as read.

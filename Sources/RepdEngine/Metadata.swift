@@ -76,6 +76,8 @@ enum AfterPersist: Sendable {
     case generationGate
     /// The SyncTarget's Inconsistent flag is durable: resync data may now land on the disk.
     case syncTargetReady(ConnectionID)
+    /// A grown disk's bitmap and layout are durable: the replicated size may grow (Resize.swift).
+    case resized(CommandID)
 }
 
 extension Engine {
@@ -113,6 +115,7 @@ extension Engine {
         case .generationGate: generationPersisted(nil)
         case .syncTargetReady(let connection): syncTargetReady(connection, nil)
         case .activityLog: activityLogWritten(nil)
+        case .resized(let id): resizePersisted(id, IOFailure(.io, "the disk was detached"))
         case .nothing, .startup, .lazyBitmap: break
         }
     }
@@ -143,6 +146,8 @@ extension Engine {
             generationPersisted(failure)
         case .syncTargetReady(let connection):
             syncTargetReady(connection, failure)
+        case .resized(let id):
+            resizePersisted(id, failure)
         }
     }
 

@@ -355,6 +355,7 @@ extension Engine {
             if report.disk == .upToDate { effectiveData = report.generation.currentIgnoringRole }
         }
         let before = state
+        let previousUsableSize = session!.report?.usableSize
         session!.report = report
         session!.peerPromotionGranted = false
         link.lastPeerReport = report
@@ -378,6 +379,10 @@ extension Engine {
             if report.disk == .negotiating && before.peerDisk != .negotiating {
                 return peerAttachedDisk(report)
             }
+        }
+        if !first && report.usableSize != previousUsableSize {
+            // The peer's disk grew (`repd resize` there).
+            growExportIfAgreed()
         }
         if first {
             _ = try? state.apply(.connection(.connected))

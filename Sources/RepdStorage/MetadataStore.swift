@@ -8,7 +8,12 @@ import RepdSystem
 /// bytes on the metadata device and makes them durable.
 public final class MetadataStore: @unchecked Sendable {
     public let file: BlockFile
-    public let layout: MetadataLayout
+    /// Set once, when the store is opened (the superblock's own layout when the disk grew
+    /// while the resource was down: see `readSuperblock`).
+    public private(set) var layout: MetadataLayout
+    /// The backing disk gives this many usable bytes, more than the metadata describes: it grew
+    /// while the resource was down (external metadata). `repd resize` takes it into use.
+    public private(set) var grownUsableSize: UInt64?
     /// The path of the metadata device (the backing disk itself for internal metadata).
     public let path: String
     private let ownsFile: Bool
@@ -88,6 +93,28 @@ public final class MetadataStore: @unchecked Sendable {
         if ownsFile { file.close() }
     }
 
+    /// The layout for the backing disk at `backingSize` (`repd resize`): external metadata keeps
+    /// its place and its bitmap grows in place (a metadata file is extended; a metadata device
+    /// or indexed slot must have room). Internal metadata would have to move to the new end of
+    /// the disk: refused.
+    public func grownLayout(metaDisk: MetaDisk, backingSize: UInt64) throws(Failure) -> MetadataLayout {
+        guard case .external(_, let index) = metaDisk else {
+            throw .system(SystemError("resize", path, errno: .notSupported))
+        }
+        do {
+            let deviceSize: UInt64? = file.isBlockDevice ? try file.size() : nil
+            return try Self.layoutOrThrow { () throws(MetadataError) in
+                try MetadataLayout.external(backingSize: backingSize, metaDeviceSize: deviceSize, index: index)
+            }
+        } catch let error as SystemError {
+            throw .system(error)
+        } catch let error as Failure {
+            throw error
+        } catch {
+            throw .system(SystemError("metadata", "\(error)", errno: .ioError))
+        }
+    }
+
     /// Reads and checks the superblock.
     public func readSuperblock(expectedResource: String?) throws(Failure) -> Superblock {
         let bytes: [UInt8]
@@ -103,9 +130,24 @@ public final class MetadataStore: @unchecked Sendable {
             throw .metadata(error, path: path, offset: layout.metadataOffset)
         }
         if superblock.layout != layout {
-            throw .layoutChanged(expected: layout, found: superblock.layout, path: path)
+            guard Self.grewOffline(from: superblock.layout, to: layout) else {
+                throw .layoutChanged(expected: layout, found: superblock.layout, path: path)
+            }
+            // External metadata of a disk that grew while down: the metadata describes the old
+            // size, at the same place; it is used as it is, and `repd resize` grows it.
+            grownUsableSize = layout.usableSize
+            layout = superblock.layout
         }
         return superblock
+    }
+
+    /// `found` (the superblock's) is the same external area as `computed`, for a smaller disk.
+    static func grewOffline(from found: MetadataLayout, to computed: MetadataLayout) -> Bool {
+        found.metadataOffset == computed.metadataOffset && found.activityLogOffset == computed.activityLogOffset
+            && found.activityLogSize == computed.activityLogSize && found.bitmapOffset == computed.bitmapOffset
+            && found.usableSize < computed.usableSize && found.bitmapSize <= computed.bitmapSize
+            && (found.metadataSize == computed.metadataSize || computed.metadataOffset == 0)
+            && (try? found.validate()) != nil
     }
 
     /// Whether any valid superblock (of any resource) is at this location.

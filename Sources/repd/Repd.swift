@@ -19,7 +19,7 @@ struct Repd: AsyncParsableCommand {
             PauseSync.self, ResumeSync.self, Invalidate.self, InvalidateRemote.self, Verify.self, NewCurrentUUID.self,
             Connect.self, Disconnect.self, Detach.self, Attach.self, SuspendIO.self, ResumeIO.self, Outdate.self, FencePeerOutdate.self,
             OverviewVerb.self, Events.self, ShowGI.self, RoleVerb.self, ConnectionStateVerb.self, DiskStateVerb.self,
-            WaitConnect.self, WaitSync.self, Metrics.self, Adjust.self,
+            WaitConnect.self, WaitSync.self, Metrics.self, Adjust.self, Resize.self,
         ]
     )
 

@@ -178,3 +178,22 @@ struct Adjust: AsyncParsableCommand {
         }
     }
 }
+
+struct Resize: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Take a grown backing disk into use, online (after the file or LV grew on both nodes).",
+        discussion: """
+            Run it on both nodes once both backing disks have grown. Each node's bitmap grows and its new area is marked out of sync; once both have grown (and are connected) the replicated size becomes the smaller of the two disks, new NBD connections see it, and the new area is resynced from the Primary. --assume-clean skips that resync: say it only when the new areas are identical on both nodes (e.g. both zeroes). Needs external metadata (meta-disk FILE or DEVICE); shrinking is refused.
+            Example (both nodes): lvextend -L +1G vg/r0-backing && repd resize r0
+            """
+    )
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "The resource name.") var resource: String
+    @Flag(help: "The new area is identical on both nodes: do not resync it.") var assumeClean = false
+
+    func run() async throws {
+        try await Repd.guarded {
+            try simpleControl(ControlRequest(.resize, option: assumeClean), common: common, resource: resource)
+        }
+    }
+}
