@@ -8,7 +8,8 @@
 # written before, during and after read back, ext4 was never remounted
 # read-only, e2fsck is clean.  Then a killed daemon whose device nobody
 # uses: `repd down` of the dead resource removes its links and disconnects
-# its nbd device.  REPD_SKIP_VM=1 skips it; see guests-gfs2.sh for the
+# its nbd device.  Last, `repd resize` grows a device in place through the
+# driver (NBD_CMD_RECONFIGURE with the size).  REPD_SKIP_VM=1 skips it; see guests-gfs2.sh for the
 # static binary and the harness.
 source "$(dirname "$0")/lib.sh"
 
@@ -37,4 +38,4 @@ if [ "$rc" -ne 0 ] || ! grep -q '^PASS: all steps' "$T/summary"; then
     [ "$rc" -ne 124 ] || fail "the guest did not finish within ${VM_TIMEOUT}s"
     fail "the crash scenario failed in the guest (exit $rc)"
 fi
-pass "kill -9 under a mounted ext4: up + primary took /dev/nbd1 over, queued writes completed, files intact, fsck clean; down of a dead resource cleaned up ($(grep -c '^PASS' "$T/summary") guest checks, guest $(sed -n 's/^TIME: total //p' "$T/summary"), wall $((SECONDS - G0))s)"
+pass "kill -9 under a mounted ext4: up + primary took /dev/nbd1 over, queued writes completed, files intact, fsck clean; down of a dead resource cleaned up; resize grew /dev/drbd2 64 -> 128 MiB in place ($(grep -c '^PASS' "$T/summary") guest checks, guest $(sed -n 's/^TIME: total //p' "$T/summary"), wall $((SECONDS - G0))s)"

@@ -223,6 +223,21 @@ final class DeviceAttachment: @unchecked Sendable {
         }
     }
 
+    /// The replicated size grew (`repd resize`): the kernel nbd device takes the new size at once;
+    /// an nbdfuse + loop device keeps its size until the next `up` (nbdfuse's file cannot grow).
+    func resize(to size: UInt64) {
+        guard let a = attached.withLockedValue({ $0 }) else { return }
+        guard a.method == .kernelNBD, let index = a.nbdIndex else {
+            return warn("\(a.target) keeps its size until the next `repd up \(resource)` (nbdfuse + loop cannot grow); new NBD connections see \(size) bytes")
+        }
+        do {
+            try NBDKernelDriver().resize(index: index, sizeBytes: size, backend: backendIdentifier)
+            logger.info("\(a.target) resized to \(size) bytes")
+        } catch {
+            logger.error("cannot resize \(a.target) to \(size) bytes: \(error)")
+        }
+    }
+
     /// What keeps the device busy, in one sentence; nil if nothing does (or there is no device).
     func inUse() -> String? {
         guard let a = attached.withLockedValue({ $0 }) else { return nil }

@@ -262,6 +262,10 @@ extension Resource {
             runHandler(token, name: name, environment: environment)
         case .roleChanged(let role):
             attachment.follow(primary: role == .primary)
+        case .exportSizeChanged(let size):
+            // The device's own connection accepts the new size before the kernel learns it.
+            nbd?.grewOwnDevice(to: size)
+            attachment.resize(to: size)
         case .log(let level, let message):
             switch level {
             case .info: logger.info("\(message)")

@@ -95,6 +95,8 @@ public enum Action: Sendable {
     /// Ask the peer for a sign of life now (a ping): a peer that does not answer within
     /// ping-timeout is dropped by the link. Sent when a replicated write is late (`ko-count`).
     case probePeer(ConnectionID)
+    /// The replicated size grew (`repd resize`): the block device follows.
+    case exportSizeChanged(UInt64)
     /// Stop connecting until `resumeConnecting` (DRBD's StandAlone).
     case goStandAlone(reason: String)
     case resumeConnecting

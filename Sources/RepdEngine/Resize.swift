@@ -67,6 +67,7 @@ extension Engine {
         log(.info, "the replicated size grows from \(exportSize) to \(agreed) bytes")
         let old = exportSize
         exportSize = agreed
+        emit(.exportSizeChanged(agreed))
         resyncGrownArea(from: old)
     }
 

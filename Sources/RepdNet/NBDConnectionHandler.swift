@@ -1,4 +1,5 @@
 import NBDProtocol
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// One NBD client connection: negotiation, then requests executed concurrently with replies
@@ -32,11 +33,16 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
 
     /// Called once the client opened the export (the transmission phase began).
     private let opened: (@Sendable () -> Void)?
+    /// The size of the export for the block device repd attached itself, which follows
+    /// `repd resize` (the kernel learns the new size from repd, not from a new handshake).
+    private let grownSize: NIOLockedValueBox<UInt64>?
 
-    init(backend: any NBDBackend, transmission session: NBDSession? = nil, name: String? = nil, opened: (@Sendable () -> Void)? = nil) {
+    init(backend: any NBDBackend, transmission session: NBDSession? = nil, name: String? = nil, opened: (@Sendable () -> Void)? = nil,
+         grownSize: NIOLockedValueBox<UInt64>? = nil) {
         self.backend = backend
         self.preNegotiated = session
         self.opened = opened
+        self.grownSize = grownSize
         if let name { peerName = name }
     }
 
@@ -118,7 +124,11 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
                 }
                 continue
             }
-            guard let session else { return }
+            guard var session else { return }
+            if let grownSize {
+                session.export.size = max(session.export.size, grownSize.withLockedValue { $0 })
+                self.session = session
+            }
             let request: NBDRequest
             do {
                 guard let decoded = try NBDRequest.decodeHeader(&buffer) else {

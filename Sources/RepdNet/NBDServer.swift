@@ -16,6 +16,7 @@ public final class NBDServer: Sendable {
     private let clients: NIOLockedValueBox<[ObjectIdentifier: any Channel]> = .init([:])
     /// Who each client is, and whether it opened the export (reached the transmission phase).
     private let registry: NIOLockedValueBox<[ObjectIdentifier: NBDClientInfo]> = .init([:])
+    private let ownDeviceSize = NIOLockedValueBox<UInt64>(0)
 
     public init(group: any EventLoopGroup, backend: any NBDBackend) {
         self.group = group
@@ -74,6 +75,7 @@ public final class NBDServer: Sendable {
     public func serve(connectedSocket fd: Int32, session: NBDSession, name: String) async throws {
         let clients = self.clients
         let backend = self.backend
+        let ownDeviceSize = self.ownDeviceSize
         _ = try await ClientBootstrap(group: group)
             .channelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
@@ -87,11 +89,18 @@ public final class NBDServer: Sendable {
                     registry.withLockedValue { _ = $0.removeValue(forKey: id) }
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NBDConnectionHandler(backend: backend, transmission: session, name: name))
+                    try channel.pipeline.syncOperations.addHandler(NBDConnectionHandler(backend: backend, transmission: session, name: name,
+                                                                                        grownSize: ownDeviceSize))
                 }
             }
             .withConnectedSocket(fd)
             .get()
+    }
+
+    /// `repd resize`: the block device repd attached itself (served by `serve(connectedSocket:)`)
+    /// may use `size` bytes from now on. Set before the kernel learns the new size.
+    public func grewOwnDevice(to size: UInt64) {
+        ownDeviceSize.withLockedValue { $0 = max($0, size) }
     }
 
     /// Stops accepting new clients.

@@ -188,6 +188,8 @@ extension Simulation {
         case .dropConnection(let connection, let reason):
             note("\(node) drops connection \(connection): \(reason)")
             cutConnection(connection, peerNoticesAfter: latency(100_000, 5_000_000))
+        case .exportSizeChanged:
+            break
         case .probePeer(let connection):
             // The link pings: a peer that cannot answer within ping-timeout (0.5 s; the link is
             // stalled longer) is dropped, as PeerLink does.

@@ -104,6 +104,16 @@ public struct NBDKernelDriver {
                                attributes: attributes, what: "NBD_CMD_RECONFIGURE /dev/nbd\(index)")
     }
 
+    /// Gives a connected device a new size (NBD_CMD_RECONFIGURE with NBD_ATTR_SIZE_BYTES, Linux
+    /// 5.3 and later): the kernel updates the capacity and tells udev.
+    /// A device connected with a backend identifier must be named by it (else EINVAL).
+    public func resize(index: Int, sizeBytes: UInt64, backend: String?) throws(SystemError) {
+        var attributes: [NetlinkAttribute] = [.u32(Attribute.index.rawValue, UInt32(index)), .u64(Attribute.sizeBytes.rawValue, sizeBytes)]
+        if let backend { attributes.append(.string(Attribute.backendIdentifier.rawValue, backend)) }
+        _ = try socket.request(family: family, command: Command.reconfigure.rawValue, version: 1,
+                               attributes: attributes, what: "NBD_CMD_RECONFIGURE (size) /dev/nbd\(index)")
+    }
+
     /// Disconnects a device: the kernel sends NBD_CMD_DISC on each socket and fails what is queued.
     public func disconnect(index: Int) throws(SystemError) {
         _ = try socket.request(family: family, command: Command.disconnect.rawValue, version: 1,

@@ -3,7 +3,9 @@
 # with /dev/drbd1 attached through the kernel's nbd driver; the daemon is killed (-9) under a
 # mounted ext4 and writes queue in the kernel; the next `repd up` takes the device over again, at
 # promotion (NBD_CMD_RECONFIGURE), and the file system carries on. Then: a killed daemon whose
-# device nobody uses leaves a connected /dev/nbd1 and links, which `repd down` removes.
+# device nobody uses leaves a connected /dev/nbd1 and links, which `repd down` removes. Last,
+# `repd resize` of a one-node resource grows its /dev/nbd device in place (NBD_CMD_RECONFIGURE
+# with the size).
 export LD_LIBRARY_PATH=/data PATH=/data:$PATH
 R=/data/repd
 fails=0
@@ -61,6 +63,24 @@ step "down of the dead resource says what it removed" grep -q 'disconnected the 
 step "links gone" sh -c '[ ! -L /dev/drbd1 ] && [ ! -e /dev/repd ]'
 step "nbd1 disconnected" wait_for 10 sh -c '[ "$(blockdev --getsize64 /dev/nbd1)" = 0 ]'
 step "nbd1 not left read-only" sh -c '[ "$(blockdev --getro /dev/nbd1)" = 0 ]'
+
+# Online resize through the kernel's nbd driver: NBD_CMD_RECONFIGURE with the new size, no reconnect.
+truncate -s 64M /tmp/r1.img; truncate -s 4M /tmp/r1.md
+cat > /etc/repd/resources.d/r1.res <<RES
+resource r1 {
+  device /dev/drbd2;
+  disk /tmp/r1.img;
+  meta-disk /tmp/r1.md;
+  on node1 { address 127.0.0.1:7790; }
+}
+RES
+must "r1 (one node, external metadata): create-md, up, primary --force" sh -c "$R create-md r1 && $R up r1 && $R primary --force r1"
+step "r1: /dev/drbd2 has 64 MiB" sh -c '[ "$(blockdev --getsize64 /dev/drbd2)" = 67108864 ]'
+step "r1: the file grows to 128 MiB, repd resize" sh -c "truncate -s 128M /tmp/r1.img && $R resize r1"
+step "r1: /dev/drbd2 has 128 MiB, on the same connection" wait_for 10 sh -c '[ "$(blockdev --getsize64 /dev/drbd2)" = 134217728 ]'
+step "r1: 1 MiB written at the new end reads back, and is in the backing file" sh -c 'dd if=/dev/urandom of=/tmp/tail bs=1M count=1 && dd if=/tmp/tail of=/dev/drbd2 bs=1M seek=127 oflag=direct && dd if=/dev/drbd2 of=/tmp/back bs=1M skip=127 count=1 iflag=direct && cmp /tmp/back /tmp/tail && dd if=/tmp/r1.img of=/tmp/file bs=1M skip=127 count=1 && cmp /tmp/file /tmp/tail'
+grep -iE "resize|grow|nbd" /run/repd/r1.log | tail -8 | sed 's/^/INFO: r1 log: /'
+must "r1: down" $R down r1
 echo "TIME: total $(awk -v a="$T_START" -v b="$(up)" 'BEGIN{printf "%.1f", b-a}')s"
 [ $fails = 0 ] || dump
 [ $fails = 0 ] && echo "PASS: all steps" || echo "FAIL: $fails step(s) failed"
