@@ -20,8 +20,9 @@ packages=(
   python3-prometheus-client   # the Prometheus parser two-node-metrics.sh reads `repd metrics` with
   resource-agents      # ocf-tester and ocf-shellfuncs: tests/ocf-agent.sh runs the OCF agent scripts/ocf/repd
   libxml2-utils        # xmllint: ocf-tester's (and tests/ocf-agent.sh's) check of the agent's meta-data
-  # Not pacemaker-cli-utils: the agent records promotion scores with crm_attribute only where
-  # Pacemaker is installed, and goes on without it (tests/ocf-agent.sh puts a stand-in on PATH).
+  pacemaker-cli-utils  # cibadmin: tests/two-node-crm-fence.sh runs the fence handlers on a CIB file
+  # (The agent itself needs no pacemaker-cli-utils: it records promotion scores with crm_attribute only where
+  # Pacemaker is installed, and goes on without it; tests/ocf-agent.sh puts a stand-in first on PATH.)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -13,6 +13,8 @@
 # What goes where (each directory is created):
 #   DESTDIR/PREFIX/sbin/repd                       the binary
 #   DESTDIR/usr/lib/ocf/resource.d/repd/repd       ocf:repd:repd (scripts/ocf/repd)
+#   DESTDIR/usr/lib/repd/repd-crm-fence-peer       the Pacemaker fence-peer handler, and
+#   DESTDIR/usr/lib/repd/repd-crm-unfence-peer     its after-resync-target half (a link to it)
 #   DESTDIR/etc/systemd/system/repd@.service       only if that directory exists (a systemd
 #                                                  system) or with --systemd
 # Running it again installs the same files again (idempotent). Docs/Operations.md.
@@ -77,6 +79,10 @@ fi
 echo "installed $destdir$sbin"
 
 install_file 0755 "$top/scripts/ocf/repd" "$ocf_dir/repd"
+# The Pacemaker fence handlers (not agents: outside the OCF directory, as DRBD's crm-fence-peer).
+install_file 0755 "$top/scripts/ocf/repd-crm-fence-peer" /usr/lib/repd/repd-crm-fence-peer
+ln -sfn repd-crm-fence-peer "$destdir/usr/lib/repd/repd-crm-unfence-peer"
+echo "installed $destdir/usr/lib/repd/repd-crm-unfence-peer"
 
 if [ "$systemd" = yes ] || [ -d "$destdir$unit_dir" ]; then
     install_file 0644 "$top/scripts/systemd/repd@.service" "$unit_dir/repd@.service"
