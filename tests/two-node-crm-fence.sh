@@ -27,14 +27,8 @@ constraint() { CIB_file=$CIB cibadmin -Q --xpath "//rsc_location[@id='$ID']" 2>/
 
 export TWO_NODE_DISK="fencing resource-only;"
 export TWO_NODE_EXTRA="handlers { fence-peer \"CIB_file=$CIB $HANDLER\"; after-resync-target \"CIB_file=$CIB $UNFENCE\"; }"
-two_node_setup r0 64M
-node_create_md alpha
-node_create_md beta
-node_up alpha
-node_up beta
-run_logged wait-connect repd_node alpha wait-connect --timeout 30
-run_logged primary repd_node alpha primary --force
-run_logged wait-sync repd_node beta wait-sync --timeout 60
+start_two_nodes r0 64M
+initial_sync
 [ -z "$(constraint)" ] || fail "a constraint exists before any fencing"
 
 # ---- beta lost: the handler fences it through the CIB -------------------------------------------

@@ -19,14 +19,8 @@ faulty_disk beta "$SIZE"
 export TWO_NODE_BETA_DISK=${FAULTY_DEV[beta]}
 # lib.sh's defaults with timeout 1 s (not 3 s) and ko-count 3.
 TWO_NODE_NET_DEFAULT=${TWO_NODE_NET_DEFAULT/timeout 30;/timeout 10; ko-count 3;}
-two_node_setup r0 "$SIZE"
-node_create_md alpha
-node_create_md beta
-node_up alpha
-node_up beta
-run_logged wait-connect repd_node alpha wait-connect --timeout 30
-run_logged primary repd_node alpha primary --force
-run_logged wait-sync repd_node beta wait-sync --timeout 60
+start_two_nodes r0 "$SIZE"
+initial_sync
 
 # A writer on alpha: a 4 KiB FUA write every 20 ms for 12 s, each write's completion time logged.
 "$PY_NBD" - "$ALPHA_URI" "$T/writes.log" <<'EOF' >"$T/writer.out" 2>&1 &

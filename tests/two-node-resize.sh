@@ -21,14 +21,8 @@ require_tool fio nbdinfo nbdfuse losetup pvcreate pvresize pvs cmp truncate fuse
 fio --enghelp=nbd >/dev/null 2>&1 || missing "this fio has no nbd ioengine"
 
 export TWO_NODE_DISK="c-plan-ahead 0; resync-rate 400M;"
-two_node_setup r0 1G
-node_create_md alpha
-node_create_md beta
-node_up alpha
-node_up beta
-run_logged wait-connect repd_node alpha wait-connect --timeout 30
-run_logged primary repd_node alpha primary --force
-run_logged wait-sync repd_node beta wait-sync --timeout 60
+start_two_nodes r0 1G
+initial_sync
 size_of() { nbdinfo --size "$(node_uri "$1")"; }
 [ "$(size_of alpha)" = $((1 << 30)) ] || fail "alpha exports $(size_of alpha) bytes before the resize"
 
