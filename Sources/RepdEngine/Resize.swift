@@ -32,7 +32,11 @@ extension Engine {
         resizeCommand = id
         log(.info, "resize: the disk grew from \(old) to \(layout.usableSize) bytes"
             + (assumeClean ? " (--assume-clean: the new area is taken as in sync)" : "; the new area is marked out of sync"))
-        commitSuperblock(then: .resized(id))
+        // The bitmap pages (the new ones included) are synced before the superblock that makes
+        // them part of the layout is written: a crash leaves the old layout, or the new one whole.
+        var write = metadata.takeDirtyPages(sync: true)
+        write.superblock = metadata.nextSuperblock()
+        emitPersist(write, then: .resized(id))
     }
 
     mutating func resizePersisted(_ id: CommandID, _ failure: IOFailure?) {

@@ -23,6 +23,7 @@ final class ResizeTests: XCTestCase {
               case .persist(_, let write) = persisted else { return XCTFail("no metadata write: \(h.actions)") }
         XCTAssertEqual(write.superblock?.layout.usableSize, Self.grown, "the new layout is written")
         XCTAssertFalse(write.bitmapPages.isEmpty, "the new bitmap pages are written")
+        XCTAssertTrue(write.syncBitmap, "and synced before the superblock that names the new layout")
         XCTAssertEqual(h.engine.exportSize, EngineHarness.size, "the peer has not grown: the replicated size stays")
         XCTAssertEqual(lastReply(h)?.0, true)
         XCTAssertTrue(lastReply(h)?.1.contains("until the peer's disk has grown too") == true, "\(lastReply(h)!)")
