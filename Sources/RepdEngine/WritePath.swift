@@ -603,8 +603,13 @@ extension Engine {
         session!.koStrikes = strikes
         let seconds = Double(limit) / 1e9
         if configuration.koCount > 0 && strikes >= configuration.koCount {
-            emit(.dropConnection(connection, reason: "the peer did not acknowledge a write within ko-count \(configuration.koCount) × timeout \(seconds) s"
-                + " (it answers, but its writes do not complete)"))
+            // As DRBD: the peer is expelled and this node goes StandAlone. Reconnecting at once
+            // would only stall the writes again for ko-count timeouts; `repd connect` brings it
+            // back once the peer's disk answers.
+            let reason = "the peer did not acknowledge a write within ko-count \(configuration.koCount) × timeout \(seconds) s"
+                + " (it answers, but its writes do not complete): StandAlone until `repd connect \(configuration.resource)`"
+            log(.warning, reason)
+            goStandAlone(reason: reason)
         } else {
             emit(.probePeer(connection))
             log(.warning, "the peer has not acknowledged a write for \(Double(now - oldest) / 1e9) s: strike \(strikes)"

@@ -6,8 +6,9 @@ import XCTest
 /// `timeout` and `ko-count` for replicated writes the peer does not acknowledge.
 final class KoCountTests: XCTestCase {
     func probes(_ h: EngineHarness) -> Int { h.actions.filter { if case .probePeer = $0 { true } else { false } }.count }
+    /// ko-count expels the peer: StandAlone, as DRBD does.
     func drops(_ h: EngineHarness) -> [String] {
-        h.actions.compactMap { if case .dropConnection(_, let reason) = $0 { reason } else { nil } }
+        h.actions.compactMap { if case .goStandAlone(let reason) = $0 { reason } else { nil } }
     }
 
     /// A write late by one timeout pings the peer; the link drops at ko-count timeouts.
