@@ -15,6 +15,7 @@ let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio
 let nioHTTP: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let nioConcurrency: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl")
 let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
 
 // The engine and the simulator are optimised in debug builds too: `swift test` runs thousands of
@@ -36,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
         // HMAC-SHA1/SHA256 for the peer authentication (cram-hmac-alg) and digests for verify.
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        // TLS on the replication link and on NBD (STARTTLS), with X.509 certificates.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
     ],
     targets: [
         .target(name: "RepdCore"),
@@ -57,10 +60,11 @@ let package = Package(
         // binary with `swift build --sanitize=fuzzer`, a seeded mutation fuzzer otherwise.
         .executableTarget(name: "repd-fuzz", dependencies: ["NBDProtocol", "PeerProtocol", "RepdEngine", "RepdCore", nioCore],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
-        .target(name: "RepdNet", dependencies: ["RepdCore", "NBDProtocol", "PeerProtocol", "ControlProtocol", "RepdSystem", nioCore, nioPosix, nioHTTP, nioConcurrency, logging]),
+        .target(name: "RepdNet", dependencies: ["RepdCore", "NBDProtocol", "PeerProtocol", "ControlProtocol", "RepdSystem", nioCore, nioPosix, nioHTTP, nioConcurrency, nioSSL,
+                                          .product(name: "NIOTLS", package: "swift-nio"), logging]),
         .target(name: "RepdDaemon", dependencies: [
             "RepdCore", "RepdConfig", "NBDProtocol", "PeerProtocol", "ControlProtocol", "RepdSystem", "RepdStorage", "RepdNet",
-            "RepdEngine", nioCore, nioPosix, nioConcurrency, logging, .product(name: "Crypto", package: "swift-crypto"),
+            "RepdEngine", nioCore, nioPosix, nioConcurrency, nioSSL, logging, .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "repd", dependencies: [
             "RepdCore", "RepdConfig", "ControlProtocol", "RepdStorage", "RepdDaemon", "RepdSystem", "RepdNet", nioPosix,

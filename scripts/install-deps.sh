@@ -21,6 +21,7 @@ packages=(
   resource-agents      # ocf-tester and ocf-shellfuncs: tests/ocf-agent.sh runs the OCF agent scripts/ocf/repd
   libxml2-utils        # xmllint: ocf-tester's (and tests/ocf-agent.sh's) check of the agent's meta-data
   pacemaker-cli-utils  # cibadmin: tests/two-node-crm-fence.sh runs the fence handlers on a CIB file
+  openssl tcpdump      # the TLS tests: certificates made with openssl, the link captured with tcpdump
   # (The agent itself needs no pacemaker-cli-utils: it records promotion scores with crm_attribute only where
   # Pacemaker is installed, and goes on without it; tests/ocf-agent.sh puts a stand-in first on PATH.)
 )

@@ -664,7 +664,7 @@ start_single_node() {  # RES SIZE
     cat >"$REPD_CONFIG_DIR/$res.res" <<EOF
 resource $res {
   net { protocol C; }
-  on alpha { device ${SINGLE_NODE_DEVICE:-none}; disk $DISK; address 127.0.0.1:$PORT; meta-disk $MD; }
+  on alpha { device ${SINGLE_NODE_DEVICE:-none}; disk $DISK; address 127.0.0.1:$PORT; meta-disk $MD; ${SINGLE_NODE_ALPHA_ON:-} }
   on beta  { device none; disk $PEER_DISK;  address 127.0.0.2:$PORT; meta-disk $T/w/beta.md; }
 }
 EOF

@@ -14,6 +14,15 @@ public struct NBDNegotiation: Sendable {
         case sendAndClose(ByteBuffer, reason: String)
         /// Send these bytes, then switch to the transmission phase.
         case transmit(ByteBuffer, NBDSession)
+        /// Send these bytes (the ACK of NBD_OPT_STARTTLS) in clear, then run the TLS handshake
+        /// and go on negotiating inside TLS. Bytes the client sent after STARTTLS and before its
+        /// TLS handshake must be dropped with the connection, never read as options.
+        case startTLS(ByteBuffer)
+    }
+
+    /// `nbd-tls`: whether a client may (allow) or must (require) upgrade with NBD_OPT_STARTTLS.
+    public enum TLSPolicy: Sendable {
+        case off, allow, require
     }
 
     private enum State: Sendable {
@@ -35,11 +44,16 @@ public struct NBDNegotiation: Sendable {
     }
     private var metaContexts: [UInt32: String] = [:]
     private let exports: [NBDExportInfo]
+    private let tls: TLSPolicy
+    /// NBD_OPT_STARTTLS was acknowledged: everything from here on is inside TLS.
+    public private(set) var tlsActive = false
 
     /// - Parameter exports: the exports offered; the first is also the default export (empty name).
-    public init(exports: [NBDExportInfo]) {
+    /// - Parameter tls: whether this listener offers (or requires) NBD_OPT_STARTTLS.
+    public init(exports: [NBDExportInfo], tls: TLSPolicy = .off) {
         precondition(!exports.isEmpty)
         self.exports = exports
+        self.tls = tls
     }
 
     /// The server's greeting, sent as soon as a client connects.
@@ -101,6 +115,15 @@ public struct NBDNegotiation: Sendable {
         input.moveReaderIndex(forwardBy: 16)
         var data = input.readSlice(length: Int(length))!
 
+        if tls == .require, !tlsActive, rawOption != NBD.Option.startTLS.rawValue, rawOption != NBD.Option.abort.rawValue {
+            // The spec's forced-TLS mode: nothing is said about the exports before TLS.
+            // NBD_OPT_EXPORT_NAME has no error reply: the connection is closed.
+            if rawOption == NBD.Option.exportName.rawValue {
+                state = .finished
+                return .sendAndClose(ByteBuffer(), reason: "client asked for an export without TLS, which this server requires (nbd-tls require)")
+            }
+            return .send(Self.reply(rawOption, .errTLSRequired, message: "TLS is required: upgrade with NBD_OPT_STARTTLS first"))
+        }
         guard let option = NBD.Option(rawValue: rawOption) else {
             return .send(Self.reply(rawOption, .errUnsupported, message: "option \(rawOption) is not supported"))
         }
@@ -145,7 +168,20 @@ public struct NBDNegotiation: Sendable {
         case .listMetaContext, .setMetaContext:
             return metaContext(option, data: &data)
         case .startTLS:
-            return .send(Self.reply(rawOption, .errUnsupported, message: "TLS is not supported by this server"))
+            guard tls != .off else {
+                return .send(Self.reply(rawOption, .errUnsupported, message: "TLS is not enabled on this export (nbd-tls off)"))
+            }
+            guard length == 0 else {
+                return .send(Self.reply(rawOption, .errInvalid, message: "NBD_OPT_STARTTLS takes no data"))
+            }
+            guard !tlsActive else {
+                return .send(Self.reply(rawOption, .errInvalid, message: "TLS is already active"))
+            }
+            tlsActive = true
+            // Nothing negotiated in clear carries over into TLS.
+            structuredReplies = false
+            metaContexts = [:]
+            return .startTLS(Self.reply(rawOption, .ack))
         case .peekExport, .extendedHeaders:
             return .send(Self.reply(rawOption, .errUnsupported, message: "option \(rawOption) is not supported"))
         }

@@ -48,6 +48,7 @@ public struct AdjustPlan: Sendable, Equatable {
     /// The net options the link reads when it connects.
     static let netNextConnection: Set<String> = [
         "shared-secret", "cram-hmac-alg", "ping-int", "ping-timeout", "sndbuf-size", "rcvbuf-size", "data-integrity-alg",
+        "tls", "tls-certificate", "tls-privkey", "tls-ca",
     ]
     /// The disk options the engine reads.
     static let diskNow: Set<String> = [
@@ -129,6 +130,11 @@ public struct AdjustPlan: Sendable, Equatable {
         compare("nbd-address", old.nbdAddress.map { "\($0)" }, new.nbdAddress.map { "\($0)" }, "the NBD listener is bound at `up`: \(downUp)")
         compare("nbd-insecure", old.nbdInsecure ? "yes" : nil, new.nbdInsecure ? "yes" : nil, "the NBD listener is bound at `up`: \(downUp)")
         compare("nbd-socket-group", old.nbdSocketGroup, new.nbdSocketGroup, "the NBD socket gets its group at `up`: \(downUp)")
+        let tlsWhy = "the NBD server loads its TLS settings at `up`: \(downUp)"
+        compare("nbd-tls", old.nbdTLS.rawValue, new.nbdTLS.rawValue, tlsWhy)
+        compare("nbd-tls-certificate", old.nbdTLSCertificate, new.nbdTLSCertificate, tlsWhy)
+        compare("nbd-tls-privkey", old.nbdTLSPrivateKey, new.nbdTLSPrivateKey, tlsWhy)
+        compare("nbd-tls-ca", old.nbdTLSCA, new.nbdTLSCA, tlsWhy)
         return changes
     }
 }

@@ -30,6 +30,13 @@ public struct HostConfig: Sendable, Hashable {
     /// repd extension: `nbd-socket-group NAME;`: the NBD unix socket is mode 0660 with this group
     /// (root only, 0600, without it).
     public var nbdSocketGroup: String?
+    /// repd extension: TLS on this node's NBD exports (`nbd-tls require|allow|off;`).
+    public var nbdTLS: NBDTLSMode = .off
+    /// `nbd-tls-certificate`, `nbd-tls-privkey`, `nbd-tls-ca` as written (nil: not set; the daemon
+    /// takes the certificate and key from the net section's tls-certificate and tls-privkey then).
+    public var nbdTLSCertificate: String?
+    public var nbdTLSPrivateKey: String?
+    public var nbdTLSCA: String?
     /// Where the `on` keyword of this section is.
     public var location: SourceLocation
 
@@ -61,6 +68,8 @@ public struct HostConfig: Sendable, Hashable {
             && lhs.address == rhs.address && lhs.metaDisk == rhs.metaDisk && lhs.nodeId == rhs.nodeId
             && lhs.nbdAddress == rhs.nbdAddress && lhs.fenceAddress == rhs.fenceAddress
             && lhs.nbdInsecure == rhs.nbdInsecure && lhs.nbdSocketGroup == rhs.nbdSocketGroup
+            && lhs.nbdTLS == rhs.nbdTLS && lhs.nbdTLSCertificate == rhs.nbdTLSCertificate
+            && lhs.nbdTLSPrivateKey == rhs.nbdTLSPrivateKey && lhs.nbdTLSCA == rhs.nbdTLSCA
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -75,5 +84,15 @@ public struct HostConfig: Sendable, Hashable {
         hasher.combine(fenceAddress)
         hasher.combine(nbdInsecure)
         hasher.combine(nbdSocketGroup)
+        hasher.combine(nbdTLS)
+        hasher.combine(nbdTLSCertificate)
+        hasher.combine(nbdTLSPrivateKey)
+        hasher.combine(nbdTLSCA)
     }
+}
+
+/// `nbd-tls`: whether NBD clients must (require), may (allow) or cannot (off) upgrade to TLS with
+/// NBD_OPT_STARTTLS.
+public enum NBDTLSMode: String, Sendable, Hashable, CaseIterable {
+    case off, allow, require
 }

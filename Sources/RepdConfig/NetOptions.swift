@@ -40,6 +40,13 @@ public struct NetOptions: Sendable, Hashable {
     public var csumsAlg: String? = nil
     /// Digest over every replicated block, to catch corruption on the wire.
     public var dataIntegrityAlg: String? = nil
+    /// `tls yes;`: the replication link runs over TLS 1.3, both nodes showing a certificate signed
+    /// by `tls-ca` that names them.
+    public var tls = false
+    /// PEM files: this node's certificate (chain), its private key, and the CA that signs both nodes'.
+    public var tlsCertificate: String? = nil
+    public var tlsPrivateKey: String? = nil
+    public var tlsCA: String? = nil
 
     public init() {}
 }

@@ -170,6 +170,12 @@ enum OptionCatalog {
         OptionSpec("rr-conflict", .choice(RRConflict.allCases.map(\.rawValue))),
         OptionSpec("ping-timeout", .number(NumberSpec(1...300, .deciseconds))),
         OptionSpec("data-integrity-alg", .algorithm(digests)),
+        // TLS on the replication link (DRBD 9.2's names, plus tls-ca: the PEM file of the CA both
+        // nodes' certificates are signed by; repd checks the peer's against it and its node name).
+        OptionSpec("tls", .flag),
+        OptionSpec("tls-certificate", .text(maxLength: 4096)),
+        OptionSpec("tls-privkey", .text(maxLength: 4096)),
+        OptionSpec("tls-ca", .text(maxLength: 4096)),
         OptionSpec("tcp-cork", .flag),
         OptionSpec("no-tcp-cork", .negatedFlag(of: "tcp-cork")),
         OptionSpec("on-congestion", .choice(["block", "pull-ahead", "disconnect"])),
@@ -248,14 +254,22 @@ enum OptionCatalog {
         OptionSpec("node-id", .number(NumberSpec(0...31, .count))),
         OptionSpec("nbd-address", .address),
         OptionSpec("fence-address", .address),
-        // repd: an nbd-address other machines can reach, accepted knowingly (NBD has no TLS here yet).
+        // repd: an nbd-address other machines can reach without TLS, accepted knowingly.
         OptionSpec("nbd-insecure", .flag),
+        // repd: TLS on NBD (NBD_OPT_STARTTLS). The certificate and key default to the net section's
+        // tls-certificate and tls-privkey; with nbd-tls-ca, clients must show a certificate it signed.
+        OptionSpec("nbd-tls", .choice(NBDTLSMode.allCases.map(\.rawValue))),
+        OptionSpec("nbd-tls-certificate", .text(maxLength: 4096)),
+        OptionSpec("nbd-tls-privkey", .text(maxLength: 4096)),
+        OptionSpec("nbd-tls-ca", .text(maxLength: 4096)),
         // repd: the group that may use the NBD unix socket (mode 0660); root only without it.
         OptionSpec("nbd-socket-group", .text(maxLength: 64)),
     ]
 
     /// What a resource body may set for all its `on` sections (DRBD 8.4 inheritance).
-    static let inheritable: Set<String> = ["device", "disk", "address", "meta-disk", "flexible-meta-disk"]
+    static let inheritable: Set<String> = [
+        "device", "disk", "address", "meta-disk", "flexible-meta-disk", "nbd-tls", "nbd-tls-certificate", "nbd-tls-privkey", "nbd-tls-ca",
+    ]
 
     /// What a `volume` section may hold.
     static let volume: Set<String> = ["device", "disk", "meta-disk", "flexible-meta-disk"]

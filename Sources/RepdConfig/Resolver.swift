@@ -139,6 +139,10 @@ enum Resolver {
             location: host.section.location)
         config.nbdInsecure = host.options["nbd-insecure"].flatMap { ValueParser.flag($0).value } ?? false
         config.nbdSocketGroup = host.options["nbd-socket-group"]?.values.first?.text
+        config.nbdTLS = host.options["nbd-tls"]?.values.first.flatMap { NBDTLSMode(rawValue: $0.text) } ?? .off
+        config.nbdTLSCertificate = host.options["nbd-tls-certificate"]?.values.first?.text
+        config.nbdTLSPrivateKey = host.options["nbd-tls-privkey"]?.values.first?.text
+        config.nbdTLSCA = host.options["nbd-tls-ca"]?.values.first?.text
         return config
     }
 
@@ -196,6 +200,10 @@ enum Resolver {
         options.verifyAlg = net.text("verify-alg")
         options.csumsAlg = net.text("csums-alg")
         options.dataIntegrityAlg = net.text("data-integrity-alg")
+        options.tls = net.flag("tls") ?? false
+        options.tlsCertificate = net.text("tls-certificate")
+        options.tlsPrivateKey = net.text("tls-privkey")
+        options.tlsCA = net.text("tls-ca")
         return options
     }
 

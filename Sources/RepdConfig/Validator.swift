@@ -125,12 +125,24 @@ struct Validator {
                 if let nbdOption = host.options["nbd-address"], ValueParser.address(nbdOption).value == address {
                     report(nbdOption.location, "nbd-address \(address) is the replication address of '\(host.title)'; use another port")
                 }
+                let nbdTLS = host.options["nbd-tls"]?.values.first.flatMap { NBDTLSMode(rawValue: $0.text) } ?? .off
                 if let nbdOption = host.options["nbd-address"], let nbd = ValueParser.address(nbdOption).value, !nbd.isLoopback,
-                   host.options["nbd-insecure"].flatMap({ ValueParser.flag($0).value }) != true {
-                    report(nbdOption.location, "nbd-address \(nbd) can be reached from other machines, and NBD has no authentication "
-                        + "or encryption here: whoever reaches the port reads and writes the replicated disk of '\(host.title)'. "
+                   nbdTLS != .require, host.options["nbd-insecure"].flatMap({ ValueParser.flag($0).value }) != true {
+                    report(nbdOption.location, "nbd-address \(nbd) can be reached from other machines, and NBD without TLS has no "
+                        + "authentication or encryption: whoever reaches the port reads and writes the replicated disk of '\(host.title)'. "
                         + "Bind it to 127.0.0.1 or [::1] (the unix socket in the run dir serves local clients), "
+                        + "require TLS with `nbd-tls require;` (and `nbd-tls-ca` to admit only clients with a certificate), "
                         + "or accept the risk with `nbd-insecure yes;` in this on section, on a network only trusted hosts reach")
+                }
+                if nbdTLS != .off, let option = host.options["nbd-tls"] {
+                    let missing = [("nbd-tls-certificate", "tls-certificate"), ("nbd-tls-privkey", "tls-privkey")].filter { own, net in
+                        host.options[own] == nil && resource.option(.net, net) == nil
+                    }
+                    if !missing.isEmpty {
+                        report(option.location, "nbd-tls \(nbdTLS.rawValue) in '\(host.title)' needs a certificate and its key: set "
+                            + ValueParser.list(missing.map { "'\($0.0)'" }, conjunction: "and")
+                            + " (or tls-certificate and tls-privkey in the net section, which NBD uses too)")
+                    }
                 }
                 if let fenceOption = host.options["fence-address"], let fence = ValueParser.address(fenceOption).value {
                     if fence == address {
@@ -180,6 +192,13 @@ struct Validator {
         if net.allowTwoPrimaries, net.protocol != .C, let option = resource.option(.net, "allow-two-primaries") {
             let scope = resource.scope(.net, ["allow-two-primaries", "protocol"])
             report(option.location, "allow-two-primaries requires protocol C (\(scope) uses protocol \(net.protocol.rawValue))")
+        }
+        if net.tls, let option = resource.option(.net, "tls") {
+            let missing = ["tls-certificate", "tls-privkey", "tls-ca"].filter { resource.option(.net, $0) == nil }
+            if !missing.isEmpty {
+                report(option.location, "tls yes needs " + ValueParser.list(missing.map { "'\($0)'" }, conjunction: "and")
+                    + " in \(resource.scope(.net, ["tls"])): each node shows its certificate and checks the peer's against the CA")
+            }
         }
         let cram = resource.option(.net, "cram-hmac-alg")
         let secret = resource.option(.net, "shared-secret")

@@ -1,6 +1,7 @@
 import ControlProtocol
 import RepdConfig
 import RepdEngine
+import RepdNet
 
 /// `repd adjust`: the resource file read again and what changed applied without downtime, or the
 /// whole change refused (nothing applied) when part of it cannot change on a running resource.
@@ -24,6 +25,12 @@ extension Resource {
         if dryRun {
             return ControlReply(ok: true, message: "\(name): would adjust (--dry-run, nothing was changed):\n\(lines)")
         }
+        let tls: TLSSetup.PeerContexts?
+        do {
+            tls = try Self.linkTLS(file)
+        } catch {
+            return ControlReply(ok: false, message: "\(name): \(error); nothing was changed")
+        }
         let usable = state.withLockedValue { $0.engine.configuration.usableSize }
         let settings = EngineConfiguration(resolved: file, node: node, usableSize: usable, runDirectory: run.path)
         let answer = await ask { .adjust($0, settings) }
@@ -31,7 +38,8 @@ extension Resource {
             return ControlReply(ok: false, message: "\(answer.message); nothing was changed", status: status())
         }
         configBox.withLockedValue { $0 = file }
-        if let link = Self.linkConfiguration(file, node: node) {
+        if var link = Self.linkConfiguration(file, node: node) {
+            link.tls = tls
             self.link?.update(link)
             fenceServer?.update(link)
         }

@@ -2,6 +2,7 @@ import NBDProtocol
 import NIOCore
 import PeerProtocol
 import RepdEngine
+import RepdConfig
 import RepdNet
 
 /// The NBD export: every request becomes an engine event; the engine's `complete` action answers it.
@@ -54,5 +55,29 @@ extension Resource: NBDBackend {
         }
         feed(event, registering: (id, promise, kind))
         return promise.futureResult
+    }
+}
+
+extension Resource {
+    /// `nbd-tls require|allow`: the NBD listener's TLS, from the on section's nbd-tls-* files or
+    /// else the net section's tls-certificate and tls-privkey.
+    static func nbdTLS(_ config: ResolvedResource) throws -> NBDServerTLS? {
+        let local = config.local
+        let policy: NBDNegotiation.TLSPolicy
+        switch local.nbdTLS {
+        case .off: return nil
+        case .allow: policy = .allow
+        case .require: policy = .require
+        }
+        guard let certificate = local.nbdTLSCertificate ?? config.net.tlsCertificate,
+              let key = local.nbdTLSPrivateKey ?? config.net.tlsPrivateKey else {
+            throw ResourceError("nbd-tls \(local.nbdTLS.rawValue) needs nbd-tls-certificate and nbd-tls-privkey (or tls-certificate and tls-privkey in net)")
+        }
+        do {
+            let context = try TLSSetup.nbdServerContext(certificate: certificate, privateKey: key, clientCA: local.nbdTLSCA)
+            return NBDServerTLS(policy: policy, context: context, clientCA: local.nbdTLSCA)
+        } catch {
+            throw ResourceError("TLS on NBD: \(error)")
+        }
     }
 }

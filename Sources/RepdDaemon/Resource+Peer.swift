@@ -27,8 +27,24 @@ extension Resource: PeerLinkDelegate {
         return configuration
     }
 
-    func startPeerLink() async throws {
-        guard let peer = config.peer, let configuration = Self.linkConfiguration(config, node: node) else { return }
+    /// `tls yes`: the link's TLS contexts, loaded from the net section's PEM files (an unreadable
+    /// or mismatched file fails `up` and `adjust` with the file named).
+    public static func linkTLS(_ config: ResolvedResource) throws -> TLSSetup.PeerContexts? {
+        let net = config.net
+        guard net.tls else { return nil }
+        guard let certificate = net.tlsCertificate, let key = net.tlsPrivateKey, let ca = net.tlsCA else {
+            throw ResourceError("tls yes needs tls-certificate, tls-privkey and tls-ca in the net section")
+        }
+        do {
+            return try TLSSetup.peerContexts(certificate: certificate, privateKey: key, ca: ca)
+        } catch {
+            throw ResourceError("TLS on the replication link: \(error)")
+        }
+    }
+
+    func startPeerLink(tls: TLSSetup.PeerContexts?) async throws {
+        guard let peer = config.peer, var configuration = Self.linkConfiguration(config, node: node) else { return }
+        configuration.tls = tls
         let net = config.net
         let link = PeerLink(configuration: configuration, group: peerLoop, logger: logger, delegate: self,
                             mac: Resource.hmac, random: { ProcessSupport.randomUInt64() },
@@ -39,7 +55,8 @@ extension Resource: PeerLinkDelegate {
         } catch {
             throw ResourceError("cannot listen for the peer on \(config.local.address): \(error)")
         }
-        logger.info("replication: listening on \(config.local.address), connecting to \(configuration.peerNode) at \(peer.address) (protocol \(net.protocol.rawValue))")
+        let tlsNote = tls.map { "; \($0.summary)" } ?? ""
+        logger.info("replication: listening on \(config.local.address), connecting to \(configuration.peerNode) at \(peer.address) (protocol \(net.protocol.rawValue))\(tlsNote)")
         if let address = config.local.fenceAddress {
             let server = FenceServer(configuration: configuration, group: peerLoop, logger: logger, mac: Resource.hmac,
                                      random: { ProcessSupport.randomUInt64() }) { [weak self] action, _ in

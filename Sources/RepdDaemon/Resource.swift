@@ -107,6 +107,9 @@ public final class Resource: @unchecked Sendable {
 
     /// Starts serving: records that the resource is up, binds the export and the control socket.
     public func start() async throws {
+        // TLS files first: a missing or wrong one stops `up` before anything is bound.
+        let peerTLS = try Self.linkTLS(config)
+        let nbdTLS = try Self.nbdTLS(config)
         threadPool.start()
         try recordUp()
         // Clients on one event loop, the peer link on the other: under load both cores move data.
@@ -117,7 +120,7 @@ public final class Resource: @unchecked Sendable {
         }
         try await publishSockets()
         if let address = config.local.nbdAddress {
-            try await nbd.listen(host: address.host, port: address.port)
+            try await nbd.listen(host: address.host, port: address.port, tls: nbdTLS)
         }
         try await attachment.attach(server: nbd, export: exports()[0], writable: state.withLockedValue { $0.engine.state.role == .primary })
         let s = state.withLockedValue { $0.engine.state }
@@ -129,7 +132,7 @@ public final class Resource: @unchecked Sendable {
             self.feed(.tick(now: ProcessSupport.monotonicNanoseconds(), unixTime: ProcessSupport.unixTime()))
         }
         if config.peer != nil {
-            try await startPeerLink()
+            try await startPeerLink(tls: peerTLS)
         } else {
             logger.info("no peer is configured: running alone")
         }

@@ -1,6 +1,21 @@
 import NBDProtocol
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOSSL
+
+/// TLS on an NBD listener: the policy, and the server context NBD_OPT_STARTTLS switches to.
+public struct NBDServerTLS: Sendable {
+    public var policy: NBDNegotiation.TLSPolicy
+    public var context: NIOSSLContext
+    /// For messages: the CA client certificates must chain to (nil: no client certificate asked).
+    public var clientCA: String?
+
+    public init(policy: NBDNegotiation.TLSPolicy, context: NIOSSLContext, clientCA: String?) {
+        self.policy = policy
+        self.context = context
+        self.clientCA = clientCA
+    }
+}
 
 /// One NBD client connection: negotiation, then requests executed concurrently with replies
 /// sent as each completes.
@@ -37,9 +52,14 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
     /// `repd resize` (the kernel learns the new size from repd, not from a new handshake).
     private let grownSize: NIOLockedValueBox<UInt64>?
 
+    /// This listener's TLS, and why a client's certificate was refused (for the log).
+    private let tls: NBDServerTLS?
+    private let tlsDiagnosis = TLSSetup.Diagnosis()
+
     init(backend: any NBDBackend, transmission session: NBDSession? = nil, name: String? = nil, opened: (@Sendable () -> Void)? = nil,
-         grownSize: NIOLockedValueBox<UInt64>? = nil) {
+         grownSize: NIOLockedValueBox<UInt64>? = nil, tls: NBDServerTLS? = nil) {
         self.backend = backend
+        self.tls = tls
         self.preNegotiated = session
         self.opened = opened
         self.grownSize = grownSize
@@ -54,7 +74,7 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
         if let address = context.channel.remoteAddress {
             peerName = "\(address)"
         }
-        negotiation = NBDNegotiation(exports: backend.exports())
+        negotiation = NBDNegotiation(exports: backend.exports(), tls: tls?.policy ?? .off)
         context.writeAndFlush(wrapOutboundOut(NBDNegotiation.greeting()), promise: nil)
     }
 
@@ -82,7 +102,35 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
         if cumulation?.readableBytes == 0 { cumulation = nil }
     }
 
+    /// NBD_OPT_STARTTLS acknowledged: the ACK goes out in clear, then TLS is put in front of this
+    /// handler and the negotiation goes on inside it. Bytes the client sent after STARTTLS in clear
+    /// would be read as if they came through TLS (the STARTTLS injection attack): refused.
+    private func startTLS(context: ChannelHandlerContext, reply: ByteBuffer, leftover: Int) {
+        cumulation = nil
+        guard let tls, leftover == 0 else {
+            backend.report("closing connection: \(leftover) bytes sent in clear after NBD_OPT_STARTTLS, before the TLS handshake",
+                           connection: peerName)
+            negotiation = nil
+            context.close(promise: nil)
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
+        do {
+            let trust = tls.clientCA.map { "nbd-tls-ca \($0)" } ?? "the CA"
+            let handler = try NIOSSLServerHandler(context: tls.context, verificationCallback: tlsDiagnosis.callback(trust: trust))
+            try context.pipeline.syncOperations.addHandler(handler, position: .first)
+        } catch {
+            backend.report("closing connection: cannot start TLS: \(error)", connection: peerName)
+            negotiation = nil
+            context.close(promise: nil)
+        }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is NIOSSLError || error is BoringSSLError {
+            let explained = TLSSetup.explain(error, diagnosis: tlsDiagnosis, peer: "the client")
+            backend.report("closing connection: \(explained)", connection: peerName)
+        }
         context.close(promise: nil)
     }
 
@@ -121,6 +169,9 @@ final class NBDConnectionHandler: ChannelInboundHandler, RemovableChannelHandler
                     self.session = session
                     negotiation = nil
                     opened?()
+                case .startTLS(let reply):
+                    startTLS(context: context, reply: reply, leftover: buffer.readableBytes)
+                    return
                 }
                 continue
             }

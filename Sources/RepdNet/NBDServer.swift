@@ -23,7 +23,7 @@ public final class NBDServer: Sendable {
         self.backend = backend
     }
 
-    private func bootstrap() -> ServerBootstrap {
+    private func bootstrap(tls: NBDServerTLS? = nil) -> ServerBootstrap {
         let clients = self.clients
         let backend = self.backend
         return ServerBootstrap(group: group)
@@ -53,7 +53,7 @@ public final class NBDServer: Sendable {
                 }
                 let opened: @Sendable () -> Void = { registry.withLockedValue { $0[id]?.transmitting = true } }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NBDConnectionHandler(backend: backend, opened: opened))
+                    try channel.pipeline.syncOperations.addHandler(NBDConnectionHandler(backend: backend, opened: opened, tls: tls))
                 }
             }
     }
@@ -64,8 +64,10 @@ public final class NBDServer: Sendable {
         channels.withLockedValue { $0.append(channel) }
     }
 
-    public func listen(host: String, port: Int) async throws {
-        let channel = try await bootstrap().bind(host: host, port: port).get()
+    /// Binds a TCP listener; with `tls`, clients may or must (by its policy) use NBD_OPT_STARTTLS.
+    /// (The unix socket, root only by its mode, is served in clear.)
+    public func listen(host: String, port: Int, tls: NBDServerTLS? = nil) async throws {
+        let channel = try await bootstrap(tls: tls).bind(host: host, port: port).get()
         channels.withLockedValue { $0.append(channel) }
     }
 

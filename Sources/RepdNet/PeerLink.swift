@@ -2,6 +2,8 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 import PeerProtocol
 
 /// What the replication engine hears from the link.
@@ -35,6 +37,9 @@ public struct PeerLinkConfiguration: Sendable {
     /// `data-integrity-alg`: the digest this node adds to the data of each replicated write it
     /// sends (the receiver checks any digest it gets, whatever its own setting).
     public var dataIntegrityAlgorithm: String?
+    /// `tls yes`: every connection runs TLS 1.3 first, the peer's certificate checked against the
+    /// CA and the peer's node name, then the usual handshake (and cram-hmac, if set) inside it.
+    public var tls: TLSSetup.PeerContexts?
 
     public init(resource: String, localNode: String, peerNode: String, listenHost: String, listenPort: Int, peerHost: String, peerPort: Int,
                 sharedSecret: [UInt8]?, algorithm: String?, connectInterval: TimeAmount, pingInterval: TimeAmount, pingTimeout: TimeAmount,
@@ -330,7 +335,8 @@ public final class PeerLink: Sendable {
                 resource: configuration.resource, localNode: configuration.localNode, peerNode: configuration.peerNode,
                 sharedSecret: configuration.sharedSecret, algorithm: configuration.algorithm, nonce: random(), challenge: challenge),
             mac: mac)
-        let handler = PeerConnectionHandler(link: self, connection: connection, handshake: handshake)
+        let diagnosis = configuration.tls.map { _ in TLSSetup.Diagnosis() }
+        let handler = PeerConnectionHandler(link: self, connection: connection, handshake: handshake, tls: diagnosis)
         channel.closeFuture.whenComplete { [self] _ in self.closed(connection) }
         if configuration.sendBufferSize > 0 {
             _ = channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferSize))
@@ -343,7 +349,17 @@ public final class PeerLink: Sendable {
         // large pieces (fewer reads, fewer copies into the decoder's buffer).
         _ = channel.setOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 2 << 20))
         _ = channel.setOption(ChannelOptions.maxMessagesPerRead, value: 16)
+        let tls = configuration.tls
+        let trust = "this node's tls-ca"
         return channel.eventLoop.makeCompletedFuture {
+            if let tls, let diagnosis {
+                // The dialler names no server (no SNI): the peer's name is checked by the handler
+                // once the handshake completed, the same way on both sides.
+                let ssl: NIOSSLHandler = outbound
+                    ? try NIOSSLClientHandler(context: tls.client, serverHostname: nil, verificationCallback: diagnosis.callback(trust: trust))
+                    : try NIOSSLServerHandler(context: tls.server, verificationCallback: diagnosis.callback(trust: trust))
+                try channel.pipeline.syncOperations.addHandler(ssl)
+            }
             try channel.pipeline.syncOperations.addHandlers([
                 ByteToMessageHandler(PeerFrameDecoder()),
                 PeerFrameEncoder(),
@@ -448,15 +464,42 @@ final class PeerConnectionHandler: ChannelInboundHandler {
     private var timer: RepeatedTask?
     private let openedAt = NIODeadline.now()
 
-    init(link: PeerLink, connection: PeerConnection, handshake: PeerHandshake) {
+    /// Set when the connection runs TLS: the handshake waits for TLS and the peer's name.
+    private let tls: TLSSetup.Diagnosis?
+    /// TLS is up and the certificate names the peer (always true without TLS).
+    private var peerVerified: Bool
+    /// The connection was refused and is closing: nothing more it sends is read.
+    private var refused = false
+
+    init(link: PeerLink, connection: PeerConnection, handshake: PeerHandshake, tls: TLSSetup.Diagnosis?) {
         self.link = link
         self.connection = connection
         self.handshake = handshake
+        self.tls = tls
+        self.peerVerified = tls == nil
+    }
+
+    private func startHandshake(context: ChannelHandlerContext) {
+        for message in handshake.start() { context.write(wrapOutboundOut(message), promise: nil) }
+        context.flush()
+    }
+
+    /// TLS is up: the chain was checked against the CA; the certificate must also name the peer.
+    private func tlsEstablished(context: ChannelHandlerContext) {
+        let peer = link.configuration.peerNode
+        let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+        let names = certificate.map(TLSSetup.certificateNames) ?? []
+        guard names.contains(peer) else {
+            let shown = names.isEmpty ? "no name" : names.map { "'\($0)'" }.joined(separator: ", ")
+            fail(context: context, reason: "TLS: the peer's certificate is issued to \(shown), not to the peer node '\(peer)'", notify: true)
+            return
+        }
+        peerVerified = true
+        startHandshake(context: context)
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        for message in handshake.start() { context.write(wrapOutboundOut(message), promise: nil) }
-        context.flush()
+        if tls == nil { startHandshake(context: context) }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
@@ -477,6 +520,9 @@ final class PeerConnectionHandler: ChannelInboundHandler {
     struct Probe {}
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted? = event as? TLSUserEvent, tls != nil, !established {
+            return tlsEstablished(context: context)
+        }
         guard event is Probe else { return context.fireUserInboundEventTriggered(event) }
         guard active, pingSentAt == nil else { return }
         pingSentAt = .now()
@@ -509,6 +555,10 @@ final class PeerConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !refused else { return }
+        guard peerVerified else {
+            return fail(context: context, reason: "TLS: the peer sent data before its certificate was checked", notify: false)
+        }
         let message = unwrapInboundIn(data)
         lastReceived = .now()
         if active {
@@ -567,6 +617,8 @@ final class PeerConnectionHandler: ChannelInboundHandler {
     }
 
     private func fail(context: ChannelHandlerContext, reason: String, notify: Bool) {
+        guard !refused else { return }
+        refused = true
         link.handshakeFailed(connection, reason: reason)
         if notify {
             let channel = context.channel
@@ -577,7 +629,11 @@ final class PeerConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let reason = "protocol error from \(context.remoteAddress.map { "\($0)" } ?? "?"): \(error)"
+        guard !refused else { return context.close(promise: nil) }
+        let from = context.remoteAddress.map { "\($0)" } ?? "?"
+        let reason = tls != nil && (error is NIOSSLError || error is BoringSSLError)
+            ? "\(TLSSetup.explain(error, diagnosis: tls)) (connection with \(from))"
+            : "protocol error from \(from): \(error)"
         if active {
             link.noteLossReason(connection, reason)
         } else {

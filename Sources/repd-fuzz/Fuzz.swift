@@ -31,7 +31,8 @@ enum FuzzTargets {
     /// A client's bytes: the handshake first; what follows it, as requests with their payloads.
     static func nbd(_ input: ByteBuffer) {
         var input = input
-        var negotiation = NBDNegotiation(exports: [export])
+        // STARTTLS is offered; the fuzzer's bytes after it stand for what TLS would carry.
+        var negotiation = NBDNegotiation(exports: [export], tls: .allow)
         var session: NBDSession?
         var steps = 0
         while steps < 1000, session == nil, let action = negotiation.process(&input) {
@@ -39,7 +40,7 @@ enum FuzzTargets {
             switch action {
             case .transmit(_, let established): session = established
             case .sendAndClose: return
-            case .send: continue
+            case .send, .startTLS: continue
             }
         }
         guard let session else { return }
