@@ -8,6 +8,8 @@
 #            synchronously (blockdev-mirror, copy-mode write-blocking) to B over NBD/TCP
 #   repd1    repd, one node alone (its peer never comes up)
 #   repd2    repd, two nodes alpha 127.0.0.1 / beta 127.0.0.2, protocol C, Connected
+#   repd2tls the same pair with `tls yes` (TLS 1.3 on the link, certificates from
+#            tests/make-test-pki.sh); its initial sync and the write jobs (reads are local)
 # and runs the same five fio jobs through fio's nbd engine against each (libaio for raw).
 # Also: full initial sync of SIZE (repd) against nbdcopy between two nbdkit exports,
 # a partial resync (bytes moved against dirty bytes), peak RSS of every repd daemon,
@@ -22,7 +24,7 @@
 #   OUT=DIR           results directory (default Benchmarks/out/DATE-TIME): fio JSON in
 #                     DIR/fio, logs in DIR/logs, DIR/results.md, DIR/facts.txt
 #   TMPBASE=/var/tmp  where the backing files go (a real file system, not tmpfs)
-#   TARGETS="raw nbdkit qemu repd1 repd2"   subset to run (the resync reference with
+#   TARGETS="raw nbdkit qemu repd1 repd2 repd2tls"   subset to run (the resync reference with
 #                     nbdcopy runs when nbdkit is in the list)
 #   ONLY_JOBS="randwrite-4k-QD32 seqwrite-1M-QD8"   run only these jobs (default: all five)
 #   DIRTY_BLOCKS=4096 4 KiB blocks written while beta is down (partial resync)
@@ -40,7 +42,7 @@ RUNTIME=${RUNTIME:-20}
 RAMP=${RAMP:-2}
 SIZE=${SIZE:-1G}
 TMPBASE=${TMPBASE:-/var/tmp}
-TARGETS=${TARGETS:-raw nbdkit qemu repd1 repd2}
+TARGETS=${TARGETS:-raw nbdkit qemu repd1 repd2 repd2tls}
 DIRTY_BLOCKS=${DIRTY_BLOCKS:-4096}
 SYNC_TIMEOUT=${SYNC_TIMEOUT:-600}
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -71,7 +73,7 @@ REPORTED=0
 # ---------------------------------------------------------------------------
 # Checks before anything is started
 
-for t in fio nbdkit nbdinfo nbdcopy qemu-storage-daemon "$PY" cmp ss numfmt timeout setsid; do
+for t in fio nbdkit nbdinfo nbdcopy qemu-storage-daemon "$PY" cmp ss numfmt timeout setsid openssl; do
     command -v "$t" >/dev/null 2>&1 || die "required tool '$t' not found (bash scripts/install-deps.sh)"
 done
 fio --enghelp=nbd >/dev/null 2>&1 || die "this fio has no nbd ioengine"
@@ -79,7 +81,7 @@ SIZE_BYTES=$(numfmt --from=iec "$SIZE") || die "SIZE=$SIZE: not a size"
 if [ "$SIZE_BYTES" -le 0 ] || [ $((SIZE_BYTES % 1048576)) -ne 0 ]; then die "SIZE must be a positive multiple of 1 MiB"; fi
 if [ "$DIRTY_BLOCKS" -le 0 ] || [ "$DIRTY_BLOCKS" -gt $((SIZE_BYTES / 4096)) ]; then die "DIRTY_BLOCKS out of range"; fi
 for t in $TARGETS; do
-    case "$t" in raw|nbdkit|qemu|repd1|repd2) ;; *) die "unknown target '$t' in TARGETS" ;; esac
+    case "$t" in raw|nbdkit|qemu|repd1|repd2|repd2tls) ;; *) die "unknown target '$t' in TARGETS" ;; esac
 done
 want() { [[ " $TARGETS " == *" $1 "* ]]; }
 
@@ -537,10 +539,10 @@ save_log() { cp "$(node_log "$1")" "$OUT/logs/repd-$1.daemon.log" 2>/dev/null ||
 # files (so the data files compare whole), protocol C. Resync at a fixed rate above what the
 # link can do (DRBD's defaults, a dynamic controller capped at 100 MiB/s, would cap the sync
 # comparison; an administrator tunes this the same way for an initial sync).
-write_res() {  # FILE RES PORT DIR
+write_res() {  # FILE RES PORT DIR [MORE-NET]
     cat >"$1" <<EOF
 resource $2 {
-  net { protocol C; connect-int 1; ping-int 1; ping-timeout 10; timeout 30; cram-hmac-alg sha256; shared-secret "bench"; }
+  net { protocol C; connect-int 1; ping-int 1; ping-timeout 10; timeout 30; cram-hmac-alg sha256; shared-secret "bench"; ${5:-} }
   disk { c-plan-ahead 0; resync-rate 4G; c-min-rate 0; }
   on alpha { device none; disk $4/alpha.img; address 127.0.0.1:$3; meta-disk $4/alpha.md; }
   on beta  { device none; disk $4/beta.img;  address 127.0.0.2:$3; meta-disk $4/beta.md; }
@@ -687,6 +689,61 @@ print(json.loads(t[t.index("{"):])["jobs"][0]["write"]["io_bytes"])' "$OUT/fio/r
     rm -rf "$dir"
 }
 
+# The pair of bench_repd2 with TLS on the link: the initial sync and the write jobs, for the
+# ratio of TLS to clear text (reads never cross the link).
+bench_repd2tls() {
+    local dir="$WORK/repd2tls" port a=r2t-alpha b=r2t-beta t0 t1 h pki
+    log "== repd, two nodes, protocol C, TLS on the link"
+    pki="$dir/pki"
+    mkdir -p "$dir/conf-alpha" "$dir/conf-beta"
+    bash "$ROOT/tests/make-test-pki.sh" "$pki" >"$OUT/logs/repd2tls-pki.log" 2>&1 || die "making the test certificates failed"
+    port=$(pick_port 4) || die "no free TCP port"
+    make_random "$dir/alpha.img"
+    make_zero "$dir/beta.img"
+    truncate -s 16M "$dir/alpha.md" "$dir/beta.md"
+    for h in alpha beta; do
+        write_res "$dir/conf-$h/bench.res" bench "$port" "$dir" \
+            "tls yes; tls-certificate $pki/$h.pem; tls-privkey $pki/$h-key.pem; tls-ca $pki/ca.pem;"
+    done
+    cp "$dir/conf-alpha/bench.res" "$OUT/logs/repd2tls-bench.res"
+    flush_disks
+    node_define "$a" alpha bench "$dir/conf-alpha" "$dir/run-alpha"
+    node_define "$b" beta bench "$dir/conf-beta" "$dir/run-beta"
+    for h in "$a" "$b"; do
+        rp "$h" create-md >"$OUT/logs/repd2tls-create-md-$h.log" 2>&1 </dev/null || die "repd create-md failed on $h"
+    done
+    node_up "$a"
+    node_up "$b"
+    wait_until "alpha and beta Connected over TLS" 60 0.1 node_is "$a" conn=Connected || die "repd nodes did not connect over TLS"
+    echo "repd2tls: as repd2, each node with its own resource file adding tls yes and its certificate (logs/repd2tls-bench.res)" >>"$COMMANDS"
+    t0=$(date +%s%N)
+    rp "$a" primary --force >"$OUT/logs/repd2tls-primary.log" 2>&1 </dev/null || die "repd primary --force failed on alpha"
+    wait_until "initial sync alpha -> beta over TLS" "$SYNC_TIMEOUT" 0.1 node_is "$a" role=Primary repl=Established peer-disk=UpToDate oos=0 ||
+        die "initial sync over TLS did not finish in ${SYNC_TIMEOUT}s"
+    t1=$(date +%s%N)
+    fact repd2tls.full_sync_seconds "$(awk -v n=$((t1 - t0)) 'BEGIN {printf "%.3f", n / 1e9}')"
+    log "  initial sync over TLS: $(awk -v n=$((t1 - t0)) 'BEGIN {printf "%.2f", n / 1e9}') s"
+    RSS_WATCH=("repd2tls-alpha $(node_pid "$a")" "repd2tls-beta $(node_pid "$b")")
+    ONLY_JOBS=${ONLY_JOBS:-seqwrite-1M-QD8 randwrite-4k-QD32 randwrite-4k-QD1} run_jobs repd2tls --ioengine=nbd --uri="$(node_uri "$a")"
+    RSS_WATCH=()
+    wait_until "alpha: nothing in flight, nothing out of sync" 60 0.2 \
+        node_is "$a" conn=Connected repl=Established peer-disk=UpToDate oos=0 apif=0 ||
+        failed "repd2tls: after the runs alpha is not Connected/Established/in sync: $(node_state "$a")"
+    fact rss.repd2tls-alpha "$(rss_kib "$(node_pid "$a")")"
+    fact rss.repd2tls-beta "$(rss_kib "$(node_pid "$b")")"
+    stop_repd_nodes "$a" "$b"
+    save_log "$a"
+    save_log "$b"
+    if cmp "$dir/alpha.img" "$dir/beta.img" >"$OUT/logs/repd2tls-cmp.log" 2>&1; then
+        fact repd2tls.identical yes
+        log "  repd over TLS: alpha.img and beta.img identical"
+    else
+        fact repd2tls.identical no
+        failed "repd over TLS: alpha.img and beta.img differ after the runs ($(head -c 200 "$OUT/logs/repd2tls-cmp.log"))"
+    fi
+    rm -rf "$dir"
+}
+
 # ---------------------------------------------------------------------------
 
 log "results in $OUT; scratch files in $WORK; RUNTIME=$RUNTIME RAMP=$RAMP SIZE=$SIZE targets: $TARGETS"
@@ -695,6 +752,7 @@ want nbdkit && { bench_nbdkit; bench_nbdcopy; }
 want qemu && bench_qemu
 want repd1 && bench_repd1
 want repd2 && bench_repd2
+want repd2tls && bench_repd2tls
 fact host.loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 fact elapsed_seconds "$SECONDS"
 

@@ -15,6 +15,7 @@ TARGETS = [
     ("qemu", "qemu-storage-daemon active mirror"),
     ("repd1", "repd one node"),
     ("repd2", "repd two nodes (C)"),
+    ("repd2tls", "repd two nodes (C, TLS)"),
 ]
 JOBS = ["seqwrite-1M-QD8", "seqread-1M-QD8", "randwrite-4k-QD32", "randread-4k-QD32", "randwrite-4k-QD1"]
 READS = ["seqread-1M-QD8", "randread-4k-QD32"]
@@ -186,6 +187,30 @@ def main(out):
         md.append("| %s | %s |" % (j, " | ".join(vals)))
     md.append("")
 
+    # ---- TLS on the link
+    tls_lines = []
+    for j in ["seqwrite-1M-QD8", "randwrite-4k-QD32", "randwrite-4k-QD1"]:
+        r = ratio("repd2tls", "repd2", j)
+        if r is not None:
+            tls_lines.append("| %s | %.2fx |" % (j, r))
+    plain_s = fnum(facts.get("repd.full_sync_seconds"))
+    tls_s = fnum(facts.get("repd2tls.full_sync_seconds"))
+    if plain_s and tls_s:
+        tls_lines.append("| full initial sync (%s), speed | %.2fx (%.1f s with TLS, %.1f s without) |"
+                         % (facts.get("param.size", "?"), plain_s / tls_s, tls_s, plain_s))
+    if tls_lines:
+        md.append("## TLS on the replication link")
+        md.append("")
+        md.append("Throughput of the two-node pair with `tls yes` as a ratio to the same pair without TLS, in this run.")
+        md.append("")
+        md.append("| job | TLS / clear text |")
+        md.append("|---|---|")
+        md.extend(tls_lines)
+        if facts.get("repd2tls.identical"):
+            md.append("")
+            md.append("Replicas identical after the TLS runs: %s." % facts["repd2tls.identical"])
+        md.append("")
+
     # ---- resync
     md.append("## Resync")
     md.append("")
@@ -309,7 +334,8 @@ def main(out):
         pass
     md.append("```")
     md.append("")
-    for name, label in [("repd2-bench.res", "repd two nodes"), ("repd1-bench.res", "repd one node (beta never started)")]:
+    for name, label in [("repd2-bench.res", "repd two nodes"), ("repd2tls-bench.res", "repd two nodes with TLS (alpha's file)"),
+                        ("repd1-bench.res", "repd one node (beta never started)")]:
         try:
             res_text = open(os.path.join(out, "logs", name)).read().rstrip("\n")
         except OSError:
