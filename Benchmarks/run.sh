@@ -10,6 +10,8 @@
 #   repd2    repd, two nodes alpha 127.0.0.1 / beta 127.0.0.2, protocol C, Connected
 #   repd2tls the same pair with `tls yes` (TLS 1.3 on the link, certificates from
 #            tests/make-test-pki.sh); its initial sync and the write jobs (reads are local)
+#   syncdef  the full initial sync of SIZE with DRBD's default rate settings (no disk options:
+#            the dynamic controller, c-max-rate 100 MiB/s), and with `c-max-rate 4G` alone
 # and runs the same five fio jobs through fio's nbd engine against each (libaio for raw).
 # Also: full initial sync of SIZE (repd) against nbdcopy between two nbdkit exports,
 # a partial resync (bytes moved against dirty bytes), peak RSS of every repd daemon,
@@ -24,7 +26,7 @@
 #   OUT=DIR           results directory (default Benchmarks/out/DATE-TIME): fio JSON in
 #                     DIR/fio, logs in DIR/logs, DIR/results.md, DIR/facts.txt
 #   TMPBASE=/var/tmp  where the backing files go (a real file system, not tmpfs)
-#   TARGETS="raw nbdkit qemu repd1 repd2 repd2tls"   subset to run (the resync reference with
+#   TARGETS="raw nbdkit qemu repd1 repd2 repd2tls syncdef"   subset to run (the resync reference with
 #                     nbdcopy runs when nbdkit is in the list)
 #   ONLY_JOBS="randwrite-4k-QD32 seqwrite-1M-QD8"   run only these jobs (default: all five)
 #   DIRTY_BLOCKS=4096 4 KiB blocks written while beta is down (partial resync)
@@ -42,7 +44,7 @@ RUNTIME=${RUNTIME:-20}
 RAMP=${RAMP:-2}
 SIZE=${SIZE:-1G}
 TMPBASE=${TMPBASE:-/var/tmp}
-TARGETS=${TARGETS:-raw nbdkit qemu repd1 repd2 repd2tls}
+TARGETS=${TARGETS:-raw nbdkit qemu repd1 repd2 repd2tls syncdef}
 DIRTY_BLOCKS=${DIRTY_BLOCKS:-4096}
 SYNC_TIMEOUT=${SYNC_TIMEOUT:-600}
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -81,7 +83,7 @@ SIZE_BYTES=$(numfmt --from=iec "$SIZE") || die "SIZE=$SIZE: not a size"
 if [ "$SIZE_BYTES" -le 0 ] || [ $((SIZE_BYTES % 1048576)) -ne 0 ]; then die "SIZE must be a positive multiple of 1 MiB"; fi
 if [ "$DIRTY_BLOCKS" -le 0 ] || [ "$DIRTY_BLOCKS" -gt $((SIZE_BYTES / 4096)) ]; then die "DIRTY_BLOCKS out of range"; fi
 for t in $TARGETS; do
-    case "$t" in raw|nbdkit|qemu|repd1|repd2|repd2tls) ;; *) die "unknown target '$t' in TARGETS" ;; esac
+    case "$t" in raw|nbdkit|qemu|repd1|repd2|repd2tls|syncdef) ;; *) die "unknown target '$t' in TARGETS" ;; esac
 done
 want() { [[ " $TARGETS " == *" $1 "* ]]; }
 
@@ -539,11 +541,11 @@ save_log() { cp "$(node_log "$1")" "$OUT/logs/repd-$1.daemon.log" 2>/dev/null ||
 # files (so the data files compare whole), protocol C. Resync at a fixed rate above what the
 # link can do (DRBD's defaults, a dynamic controller capped at 100 MiB/s, would cap the sync
 # comparison; an administrator tunes this the same way for an initial sync).
-write_res() {  # FILE RES PORT DIR [MORE-NET]
+write_res() {  # FILE RES PORT DIR [MORE-NET] [DISK-OPTIONS]
     cat >"$1" <<EOF
 resource $2 {
   net { protocol C; connect-int 1; ping-int 1; ping-timeout 10; timeout 30; cram-hmac-alg sha256; shared-secret "bench"; ${5:-} }
-  disk { c-plan-ahead 0; resync-rate 4G; c-min-rate 0; }
+  disk { ${6-c-plan-ahead 0; resync-rate 4G; c-min-rate 0;} }
   on alpha { device none; disk $4/alpha.img; address 127.0.0.1:$3; meta-disk $4/alpha.md; }
   on beta  { device none; disk $4/beta.img;  address 127.0.0.2:$3; meta-disk $4/beta.md; }
 }
@@ -744,6 +746,50 @@ bench_repd2tls() {
     rm -rf "$dir"
 }
 
+# The full initial sync with the rate settings an administrator gets without tuning: DRBD's
+# defaults (dynamic controller, c-fill-target 50 KiB, c-max-rate 100 MiB/s), then `c-max-rate 4G`.
+bench_syncdef() {
+    local name opts dir port a b t0 t1 h
+    for spec in "defaults|" "cmax4g|c-max-rate 4G;"; do
+        name=${spec%%|*} opts=${spec#*|}
+        dir="$WORK/syncdef-$name" a="sd-$name-alpha" b="sd-$name-beta"
+        log "== repd full initial sync, disk { $opts }"
+        mkdir -p "$dir/conf"
+        port=$(pick_port 5) || die "no free TCP port"
+        make_random "$dir/alpha.img"
+        make_zero "$dir/beta.img"
+        truncate -s 16M "$dir/alpha.md" "$dir/beta.md"
+        write_res "$dir/conf/bench.res" bench "$port" "$dir" "" "$opts"
+        cp "$dir/conf/bench.res" "$OUT/logs/syncdef-$name-bench.res"
+        flush_disks
+        node_define "$a" alpha bench "$dir/conf" "$dir/run-alpha"
+        node_define "$b" beta bench "$dir/conf" "$dir/run-beta"
+        for h in "$a" "$b"; do
+            rp "$h" create-md >"$OUT/logs/syncdef-$name-create-md-$h.log" 2>&1 </dev/null || die "repd create-md failed on $h"
+        done
+        node_up "$a"
+        node_up "$b"
+        wait_until "alpha and beta Connected" 60 0.1 node_is "$a" conn=Connected || die "repd nodes did not connect"
+        echo "syncdef $name: repd create-md/up on alpha and beta; repd primary --force bench on alpha; wait until peer-disk UpToDate (logs/syncdef-$name-bench.res)" >>"$COMMANDS"
+        t0=$(date +%s%N)
+        rp "$a" primary --force >"$OUT/logs/syncdef-$name-primary.log" 2>&1 </dev/null || die "repd primary --force failed on alpha"
+        wait_until "initial sync alpha -> beta" "$SYNC_TIMEOUT" 0.1 node_is "$a" role=Primary repl=Established peer-disk=UpToDate oos=0 ||
+            die "initial sync ($name) did not finish in ${SYNC_TIMEOUT}s"
+        t1=$(date +%s%N)
+        fact "syncdef.$name.seconds" "$(awk -v n=$((t1 - t0)) 'BEGIN {printf "%.3f", n / 1e9}')"
+        log "  initial sync, $name: $(awk -v n=$((t1 - t0)) 'BEGIN {printf "%.2f", n / 1e9}') s"
+        stop_repd_nodes "$a" "$b"
+        save_log "$a"
+        if cmp "$dir/alpha.img" "$dir/beta.img" >"$OUT/logs/syncdef-$name-cmp.log" 2>&1; then
+            fact "syncdef.$name.identical" yes
+        else
+            fact "syncdef.$name.identical" no
+            failed "syncdef $name: alpha.img and beta.img differ after the sync"
+        fi
+        rm -rf "$dir"
+    done
+}
+
 # ---------------------------------------------------------------------------
 
 log "results in $OUT; scratch files in $WORK; RUNTIME=$RUNTIME RAMP=$RAMP SIZE=$SIZE targets: $TARGETS"
@@ -753,6 +799,7 @@ want qemu && bench_qemu
 want repd1 && bench_repd1
 want repd2 && bench_repd2
 want repd2tls && bench_repd2tls
+want syncdef && bench_syncdef
 fact host.loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 fact elapsed_seconds "$SECONDS"
 

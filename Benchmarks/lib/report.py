@@ -187,6 +187,28 @@ def main(out):
         md.append("| %s | %s |" % (j, " | ".join(vals)))
     md.append("")
 
+    # ---- the initial sync with the rate settings nobody tuned
+    sd_lines = []
+    for name, label, target_mibs in [("defaults", "DRBD's defaults (c-max-rate 100 MiB/s)", 100), ("cmax4g", "c-max-rate 4G", None)]:
+        secs = fnum(facts.get("syncdef.%s.seconds" % name))
+        if not secs or not size:
+            continue
+        mibs = size / 1048576.0 / secs
+        vs_max = "%.2fx c-max-rate" % (mibs / target_mibs) if target_mibs else "-"
+        vs_copy = "%.2fx" % (copy_s / secs) if copy_s else "-"
+        sd_lines.append("| %s | %.1f s | %.0f MiB/s | %s | %s | %s |" % (label, secs, mibs, vs_max, vs_copy,
+                                                                      facts.get("syncdef.%s.identical" % name, "?")))
+    if sd_lines:
+        md.append("## Initial sync without tuning")
+        md.append("")
+        md.append("The full initial sync of %s of random data, with no disk options but the one named, in this run; "
+                  "speed against nbdcopy between two nbdkit exports." % facts.get("param.size", "?"))
+        md.append("")
+        md.append("| rate settings | time | speed | vs c-max-rate | speed vs nbdcopy | replicas identical |")
+        md.append("|---|---|---|---|---|---|")
+        md.extend(sd_lines)
+        md.append("")
+
     # ---- TLS on the link
     tls_lines = []
     for j in ["seqwrite-1M-QD8", "randwrite-4k-QD32", "randwrite-4k-QD1"]:

@@ -187,7 +187,8 @@ extension Engine {
         }
     }
 
-    /// Keeps up to 16 MiB of resync data in flight, from the bitmap, as the rate controller allows.
+    /// Keeps resync data in flight, from the bitmap, as the rate controller allows: up to its
+    /// window (c-fill-target), or 16 MiB. Called at each tick and at each acknowledgement.
     mutating func pumpResync() {
         guard var sync = session?.resync, sync.source, session!.peerBitmapDone else { return }
         if !sync.started {
@@ -197,9 +198,10 @@ extension Engine {
             send(.syncStart(sourceIsSender: true, totalBlocks: sync.totalBlocks, full: sync.full))
         }
         if syncPaused { return }
-        let window = 16 << 20
         let blockSize = Int(Geometry.blockSize)
         let limited = sync.controller != nil
+        // c-fill-target: no more than that in flight; otherwise up to 16 MiB.
+        let window = sync.controller?.window ?? ResyncController.maximumWindow
         // Blocks already on their way (or pulled by the target) are not sent again.
         let busy = sync.transfers.values.map { Int($0.range.lowerBound / Geometry.blockSize)..<Int($0.range.upperBound / Geometry.blockSize) }
             .sorted { $0.lowerBound < $1.lowerBound }
@@ -212,7 +214,10 @@ extension Engine {
             let nextBusy = busy.first(where: { $0.lowerBound > first })?.lowerBound ?? Int.max
             // 1 MiB per transfer at most, less when the rate controller allows less, and with
             // csums-alg as many blocks as one digest reply describes.
-            var maximumRun = limited ? max(1, min(256, sync.credit / blockSize)) : 256
+            // A quarter of the window per transfer at most: reading, sending and writing of
+            // several transfers overlap.
+            var maximumRun = max(1, min(256, window / 4 / blockSize, (window - sync.inFlightBytes) / blockSize))
+            if limited { maximumRun = max(1, min(maximumRun, sync.credit / blockSize)) }
             if let algorithm = sync.checksumAlgorithm { maximumRun = min(maximumRun, EngineConfiguration.blocksPerDigestRequest(algorithm)) }
             var last = first
             while last + 1 < metadata.bitmap.blockCount && last + 1 < nextBusy && last + 1 - first < maximumRun

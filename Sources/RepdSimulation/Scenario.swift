@@ -95,6 +95,9 @@ public struct Scenario: Sendable, CustomStringConvertible {
     public var koCount = 1
     /// `timeout` in milliseconds.
     public var ackTimeoutMilliseconds = 6000
+    /// `c-fill-target` in bytes: the dynamic controller (DRBD's default mode) with the resync
+    /// rate as `c-max-rate`; 0: the fixed rate (`c-plan-ahead 0`).
+    public var resyncFillTarget = 0
     public var steps: [ScheduleStep]
 
     public var description: String {
@@ -102,7 +105,8 @@ public struct Scenario: Sendable, CustomStringConvertible {
             + (allowTwoPrimaries ? ", allow-two-primaries" : "") + (csums ? ", csums-alg crc32c" : "")
             + (internalMetadata ? ", internal metadata" : ", external metadata")
             + ", after-sb \(policies.afterSB0Pri)/\(policies.afterSB1Pri.rawValue)/\(policies.afterSB2Pri.rawValue)"
-            + ", resync \(resyncRate >> 20) MiB/s, bitmap written every \(bitmapFlushMilliseconds) ms"
+            + ", resync \(resyncRate >> 20) MiB/s" + (resyncFillTarget > 0 ? " (c-max-rate, c-fill-target \(resyncFillTarget >> 10) KiB)" : "")
+            + ", bitmap written every \(bitmapFlushMilliseconds) ms"
             + (diskTimeoutMilliseconds > 0 ? ", disk-timeout \(diskTimeoutMilliseconds) ms" : "")
             + ", barriers every \(barrierMilliseconds) ms"
             + (fencing != .dontCare ? ", fencing \(fencing.rawValue)" : "") + ", timeout \(ackTimeoutMilliseconds) ms, ko-count \(koCount)"]
@@ -184,6 +188,8 @@ public struct Scenario: Sendable, CustomStringConvertible {
         scenario.koCount = [1, 7, 0][pick(3)]
         // A short `timeout` makes the link stalls and stuck disks of the schedule late writes.
         scenario.ackTimeoutMilliseconds = [6000, 1000][pick(2)]
+        // The dynamic controller with a fill target, as with DRBD's defaults (drawn last too).
+        scenario.resyncFillTarget = [0, 0, 50 << 10, 1 << 20][pick(4)]
         return scenario
     }
 }

@@ -121,7 +121,8 @@ public final class Simulation {
         c.verifyAlgorithm = "crc32c"
         c.activityLogExtents = scenario.activityLogExtents
         c.splitBrainPolicies = scenario.policies
-        c.resync = ResyncController.Settings(fixedRate: scenario.resyncRate, planAhead: 0, fillTarget: 0, delayTarget: 10,
+        c.resync = ResyncController.Settings(fixedRate: scenario.resyncRate, planAhead: scenario.resyncFillTarget > 0 ? 20 : 0,
+                                             fillTarget: scenario.resyncFillTarget, delayTarget: 10,
                                              maxRate: scenario.resyncRate, minRate: 1 << 20)
         if let (replication, rate) = nodes[node.rawValue].adjusted {
             c.replication = replication

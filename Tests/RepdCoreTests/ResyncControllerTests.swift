@@ -35,20 +35,25 @@ final class ResyncControllerTests: XCTestCase {
         return (rates, inFlight)
     }
 
-    func testDynamicControllerSettlesNearTheFillTarget() {
-        let fill = 8 * mib
-        let result = simulate(.init(fixedRate: 0, planAhead: 20, fillTarget: fill, delayTarget: 10, maxRate: 1 << 40, minRate: 0), latency: 5, ticks: 600)
-        // Like DRBD's controller it oscillates around the target and settles somewhat above it
-        // (the acknowledgements it is fed lag the data in flight by a tick): a quarter or so here.
-        let settled = result.inFlight.suffix(200)
-        let meanInFlight = Double(settled.reduce(0, +)) / Double(settled.count)
-        XCTAssertGreaterThan(meanInFlight, Double(fill) * 0.8)
-        XCTAssertLessThan(meanInFlight, Double(fill) * 1.5)
-        XCTAssertTrue(settled.allSatisfy { $0 < 2 * fill }, "in flight stays below twice the target")
-        // Little's law: what is in flight is the rate times the 5 ticks the link holds it.
-        let rates = result.rates.suffix(200)
-        let meanRate = Double(rates.reduce(0, +)) / Double(rates.count)
-        XCTAssertEqual(meanRate * 5, meanInFlight, accuracy: meanInFlight * 0.15)
+    func testFillTargetModeKeepsAWindowAndOnlyCapsTheRatePerTick() {
+        var c = ResyncController(settings: .init(fixedRate: 0, planAhead: 20, fillTarget: 50 << 10, delayTarget: 10, maxRate: 100 * mib, minRate: 250 * 1024))
+        XCTAssertEqual(c.window, mib, "DRBD's defaults: what c-max-rate moves in 10 ms, more than the fill target")
+        let large = ResyncController(settings: .init(fixedRate: 0, planAhead: 20, fillTarget: 4 * mib, delayTarget: 10, maxRate: 100 * mib, minRate: 0))
+        XCTAssertEqual(large.window, 4 * mib, "a larger fill target is what may be in flight")
+        let huge = ResyncController(settings: .init(fixedRate: 0, planAhead: 20, fillTarget: 1 << 30, delayTarget: 10, maxRate: 4 << 30, minRate: 0))
+        XCTAssertEqual(huge.window, 16 * mib, "never more than 16 MiB")
+        // Whatever came back during the last tick, the tick allows a tenth of c-max-rate: the
+        // window, refilled at each acknowledgement, sets the pace.
+        for acknowledged in [0, 50 << 10, 10 * mib] {
+            XCTAssertEqual(c.tick(acknowledged: acknowledged, inFlight: 50 << 10, applicationBusy: false), 10 * mib)
+        }
+        XCTAssertEqual(c.tick(acknowledged: 0, inFlight: 0, applicationBusy: true), 25600, "busy applications: c-min-rate")
+        let tiny = ResyncController(settings: .init(fixedRate: 0, planAhead: 20, fillTarget: 512, delayTarget: 10, maxRate: 250 << 10, minRate: 0))
+        XCTAssertEqual(tiny.window, 4096, "at least one block")
+        let delay = ResyncController(settings: .init(fixedRate: 0, planAhead: 20, fillTarget: 0, delayTarget: 10, maxRate: 100 * mib, minRate: 0))
+        XCTAssertNil(delay.window)
+        let fixed = ResyncController(settings: .init(fixedRate: 10 * mib, planAhead: 0, fillTarget: 50 << 10, delayTarget: 10, maxRate: 100 * mib, minRate: 0))
+        XCTAssertNil(fixed.window, "c-plan-ahead 0: the fixed rate, no window")
     }
 
     func testDynamicControllerNeverExceedsMaxRate() {

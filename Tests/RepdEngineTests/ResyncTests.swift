@@ -21,6 +21,42 @@ final class ResyncTests: XCTestCase {
         XCTAssertFalse(h.localReads.isEmpty, "the source reads nothing to send")
     }
 
+    /// The fill-target controller (DRBD's default mode): the window is refilled by each
+    /// acknowledgement, not only at ticks, so a fast link moves many windows per tick, up to the
+    /// tick's tenth of c-max-rate, and never has more than the window in flight.
+    func testTheFillTargetWindowIsRefilledByAcknowledgementsWithinATick() {
+        let fill = 64 << 10, maxRate = 4 << 20
+        var h = EngineHarness {
+            $0.resync = ResyncController.Settings(fixedRate: 0, planAhead: 20, fillTarget: fill, delayTarget: 10, maxRate: maxRate, minRate: 250 << 10)
+        }
+        h.feed(.command(1, .primary(force: true)))
+        h.feed(.peerConnected(EngineHarness.connection, peerNode: "beta", localResolves: true))
+        h.feed(.peerMessage(EngineHarness.connection, .state(h.peerReport(disk: .inconsistent, generation: GenerationIdentifiers(current: GenerationIdentifiers.justCreated)))))
+        h.tick()
+        var moved = 0, rounds = 0
+        while !h.localReads.isEmpty, rounds < 1000 {
+            rounds += 1
+            let reads = h.localReads
+            h.clear()
+            XCTAssertLessThanOrEqual(h.engine.session?.resync?.inFlightBytes ?? 0, fill, "round \(rounds)")
+            for (token, range, _) in reads {
+                h.feed(.readDone(token, .success(ReadOutcome(data: ByteBuffer(repeating: 1, count: range.count)))))
+            }
+            let data = h.sent.compactMap { message -> (UInt64, Int)? in
+                if case .syncData(let offset, let payload) = message { return (offset, payload.readableBytes) }
+                return nil
+            }
+            for (offset, length) in data {
+                moved += length
+                h.feed(.peerMessage(EngineHarness.connection, .syncAck(offset: offset, length: UInt32(length), status: 0)))
+            }
+        }
+        XCTAssertEqual(Double(moved), Double(maxRate / 10), accuracy: 4096,
+                       "one tick moves its tenth of c-max-rate, \((maxRate / 10) / fill) windows, and no more (to the block)")
+        h.tick()
+        XCTAssertFalse(h.localReads.isEmpty, "the next tick goes on")
+    }
+
     /// The source clears a block only once the target has it durably: after its syncAck and a
     /// barrier's flushAck, not before.
     func testSourceClearsBitsOnlyAfterTheTargetConfirmsDurability() {
