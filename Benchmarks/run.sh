@@ -601,15 +601,7 @@ bench_repd2() {
     write_res "$dir/conf/bench.res" bench "$port" "$dir"
     cp "$dir/conf/bench.res" "$OUT/logs/repd2-bench.res"
     flush_disks
-    node_define "$a" alpha bench "$dir/conf" "$dir/run-alpha"
-    node_define "$b" beta bench "$dir/conf" "$dir/run-beta"
-    local h
-    for h in "$a" "$b"; do
-        rp "$h" create-md >"$OUT/logs/repd2-create-md-$h.log" 2>&1 </dev/null || die "repd create-md failed on $h"
-    done
-    node_up "$a"
-    node_up "$b"
-    wait_until "alpha and beta Connected" 60 0.1 node_is "$a" conn=Connected || die "repd nodes did not connect"
+    pair_up repd2 "$a" "$b" "$dir/conf" "$dir/conf" "$dir"
     wait_until "beta Connected" 30 0.1 node_is "$b" conn=Connected || die "repd beta not Connected"
 
     # Full initial sync: from `primary --force` until the peer is UpToDate.
@@ -691,10 +683,47 @@ print(json.loads(t[t.index("{"):])["jobs"][0]["write"]["io_bytes"])' "$OUT/fio/r
     rm -rf "$dir"
 }
 
+# pair_up LABEL A B CONF-A CONF-B DIR: alpha (handle A) and beta (B) with their resource files in
+# CONF-A and CONF-B and run dirs in DIR: create-md, up, Connected.
+pair_up() {
+    local label=$1 a=$2 b=$3 h
+    node_define "$a" alpha bench "$4" "$6/run-alpha"
+    node_define "$b" beta bench "$5" "$6/run-beta"
+    for h in "$a" "$b"; do
+        rp "$h" create-md >"$OUT/logs/$label-create-md-$h.log" 2>&1 </dev/null || die "repd create-md failed on $h ($label)"
+    done
+    node_up "$a"
+    node_up "$b"
+    wait_until "alpha and beta Connected ($label)" 60 0.1 node_is "$a" conn=Connected || die "repd nodes did not connect ($label)"
+}
+# timed_initial_sync LABEL A FACT: `primary --force` on A until its peer is UpToDate; the seconds go
+# to fact FACT and the log.
+timed_initial_sync() {
+    local label=$1 a=$2 t0 t1 secs
+    t0=$(date +%s%N)
+    rp "$a" primary --force >"$OUT/logs/$label-primary.log" 2>&1 </dev/null || die "repd primary --force failed on alpha ($label)"
+    wait_until "initial sync alpha -> beta ($label)" "$SYNC_TIMEOUT" 0.1 node_is "$a" role=Primary repl=Established peer-disk=UpToDate oos=0 ||
+        die "initial sync ($label) did not finish in ${SYNC_TIMEOUT}s"
+    t1=$(date +%s%N)
+    secs=$(awk -v n=$((t1 - t0)) 'BEGIN {printf "%.3f", n / 1e9}')
+    fact "$3" "$secs"
+    log "  initial sync ($label): $secs s"
+}
+# compare_pair LABEL DIR FACT: the two data files after down, identical or a failure.
+compare_pair() {
+    if cmp "$2/alpha.img" "$2/beta.img" >"$OUT/logs/$1-cmp.log" 2>&1; then
+        fact "$3" yes
+        log "  $1: alpha.img and beta.img identical"
+    else
+        fact "$3" no
+        failed "$1: alpha.img and beta.img differ ($(head -c 200 "$OUT/logs/$1-cmp.log"))"
+    fi
+}
+
 # The pair of bench_repd2 with TLS on the link: the initial sync and the write jobs, for the
 # ratio of TLS to clear text (reads never cross the link).
 bench_repd2tls() {
-    local dir="$WORK/repd2tls" port a=r2t-alpha b=r2t-beta t0 t1 h pki
+    local dir="$WORK/repd2tls" port a=r2t-alpha b=r2t-beta h pki
     log "== repd, two nodes, protocol C, TLS on the link"
     pki="$dir/pki"
     mkdir -p "$dir/conf-alpha" "$dir/conf-beta"
@@ -709,22 +738,9 @@ bench_repd2tls() {
     done
     cp "$dir/conf-alpha/bench.res" "$OUT/logs/repd2tls-bench.res"
     flush_disks
-    node_define "$a" alpha bench "$dir/conf-alpha" "$dir/run-alpha"
-    node_define "$b" beta bench "$dir/conf-beta" "$dir/run-beta"
-    for h in "$a" "$b"; do
-        rp "$h" create-md >"$OUT/logs/repd2tls-create-md-$h.log" 2>&1 </dev/null || die "repd create-md failed on $h"
-    done
-    node_up "$a"
-    node_up "$b"
-    wait_until "alpha and beta Connected over TLS" 60 0.1 node_is "$a" conn=Connected || die "repd nodes did not connect over TLS"
+    pair_up repd2tls "$a" "$b" "$dir/conf-alpha" "$dir/conf-beta" "$dir"
     echo "repd2tls: as repd2, each node with its own resource file adding tls yes and its certificate (logs/repd2tls-bench.res)" >>"$COMMANDS"
-    t0=$(date +%s%N)
-    rp "$a" primary --force >"$OUT/logs/repd2tls-primary.log" 2>&1 </dev/null || die "repd primary --force failed on alpha"
-    wait_until "initial sync alpha -> beta over TLS" "$SYNC_TIMEOUT" 0.1 node_is "$a" role=Primary repl=Established peer-disk=UpToDate oos=0 ||
-        die "initial sync over TLS did not finish in ${SYNC_TIMEOUT}s"
-    t1=$(date +%s%N)
-    fact repd2tls.full_sync_seconds "$(awk -v n=$((t1 - t0)) 'BEGIN {printf "%.3f", n / 1e9}')"
-    log "  initial sync over TLS: $(awk -v n=$((t1 - t0)) 'BEGIN {printf "%.2f", n / 1e9}') s"
+    timed_initial_sync repd2tls "$a" repd2tls.full_sync_seconds
     RSS_WATCH=("repd2tls-alpha $(node_pid "$a")" "repd2tls-beta $(node_pid "$b")")
     ONLY_JOBS=${ONLY_JOBS:-seqwrite-1M-QD8 randwrite-4k-QD32 randwrite-4k-QD1} run_jobs repd2tls --ioengine=nbd --uri="$(node_uri "$a")"
     RSS_WATCH=()
@@ -736,20 +752,14 @@ bench_repd2tls() {
     stop_repd_nodes "$a" "$b"
     save_log "$a"
     save_log "$b"
-    if cmp "$dir/alpha.img" "$dir/beta.img" >"$OUT/logs/repd2tls-cmp.log" 2>&1; then
-        fact repd2tls.identical yes
-        log "  repd over TLS: alpha.img and beta.img identical"
-    else
-        fact repd2tls.identical no
-        failed "repd over TLS: alpha.img and beta.img differ after the runs ($(head -c 200 "$OUT/logs/repd2tls-cmp.log"))"
-    fi
+    compare_pair repd2tls "$dir" repd2tls.identical
     rm -rf "$dir"
 }
 
 # The full initial sync with the rate settings an administrator gets without tuning: DRBD's
 # defaults (dynamic controller, c-fill-target 50 KiB, c-max-rate 100 MiB/s), then `c-max-rate 4G`.
 bench_syncdef() {
-    local name opts dir port a b t0 t1 h
+    local name opts dir port a b
     for spec in "defaults|" "cmax4g|c-max-rate 4G;"; do
         name=${spec%%|*} opts=${spec#*|}
         dir="$WORK/syncdef-$name" a="sd-$name-alpha" b="sd-$name-beta"
@@ -762,30 +772,12 @@ bench_syncdef() {
         write_res "$dir/conf/bench.res" bench "$port" "$dir" "" "$opts"
         cp "$dir/conf/bench.res" "$OUT/logs/syncdef-$name-bench.res"
         flush_disks
-        node_define "$a" alpha bench "$dir/conf" "$dir/run-alpha"
-        node_define "$b" beta bench "$dir/conf" "$dir/run-beta"
-        for h in "$a" "$b"; do
-            rp "$h" create-md >"$OUT/logs/syncdef-$name-create-md-$h.log" 2>&1 </dev/null || die "repd create-md failed on $h"
-        done
-        node_up "$a"
-        node_up "$b"
-        wait_until "alpha and beta Connected" 60 0.1 node_is "$a" conn=Connected || die "repd nodes did not connect"
+        pair_up "syncdef-$name" "$a" "$b" "$dir/conf" "$dir/conf" "$dir"
         echo "syncdef $name: repd create-md/up on alpha and beta; repd primary --force bench on alpha; wait until peer-disk UpToDate (logs/syncdef-$name-bench.res)" >>"$COMMANDS"
-        t0=$(date +%s%N)
-        rp "$a" primary --force >"$OUT/logs/syncdef-$name-primary.log" 2>&1 </dev/null || die "repd primary --force failed on alpha"
-        wait_until "initial sync alpha -> beta" "$SYNC_TIMEOUT" 0.1 node_is "$a" role=Primary repl=Established peer-disk=UpToDate oos=0 ||
-            die "initial sync ($name) did not finish in ${SYNC_TIMEOUT}s"
-        t1=$(date +%s%N)
-        fact "syncdef.$name.seconds" "$(awk -v n=$((t1 - t0)) 'BEGIN {printf "%.3f", n / 1e9}')"
-        log "  initial sync, $name: $(awk -v n=$((t1 - t0)) 'BEGIN {printf "%.2f", n / 1e9}') s"
+        timed_initial_sync "syncdef-$name" "$a" "syncdef.$name.seconds"
         stop_repd_nodes "$a" "$b"
         save_log "$a"
-        if cmp "$dir/alpha.img" "$dir/beta.img" >"$OUT/logs/syncdef-$name-cmp.log" 2>&1; then
-            fact "syncdef.$name.identical" yes
-        else
-            fact "syncdef.$name.identical" no
-            failed "syncdef $name: alpha.img and beta.img differ after the sync"
-        fi
+        compare_pair "syncdef-$name" "$dir" "syncdef.$name.identical"
         rm -rf "$dir"
     done
 }

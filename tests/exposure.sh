@@ -21,29 +21,10 @@ id nobody >/dev/null 2>&1 || missing "no user nobody"
 GROUP=disk
 getent group "$GROUP" >/dev/null || missing "no group $GROUP"
 
-PORT=$(pick_port) || fail "no free TCP port found"
-NBD_PORT=$((PORT + 1))
-ss -ltn | grep -q ":$NBD_PORT " && fail "port $NBD_PORT is taken"
-mkdir -p "$T/w"
-truncate -s 64M "$T/w/alpha.img" "$T/w/beta.img"
-truncate -s 16M "$T/w/alpha.md" "$T/w/beta.md"
-write_res() {  # EXTRA-FOR-ALPHA
-    cat >"$REPD_CONFIG_DIR/r0.res" <<EOF
-resource r0 {
-  net { protocol C; }
-  on alpha { device none; disk $T/w/alpha.img; address 127.0.0.1:$PORT; meta-disk $T/w/alpha.md; $1 }
-  on beta  { device none; disk $T/w/beta.img;  address 127.0.0.2:$PORT; meta-disk $T/w/beta.md; }
-}
-EOF
-}
-repd_alpha() {  # VERB [ARGS...] with run dir $RUN
-    _nofds timeout 60 "$REPD" "$1" r0 "${@:2}" --node alpha --run-dir "$RUN" --config-dir "$REPD_CONFIG_DIR" </dev/null
-}
-# Brought down by the test itself; the general cleanup sweeps what a failure leaves.
-down() { repd_alpha down >/dev/null 2>&1 || true; }
+alpha_files
 mode() { stat -c %a "$1"; }
 
-write_res ""
+write_alpha_res ""
 RUN="$T/run-md"
 run_logged create-md repd_alpha create-md
 
@@ -62,7 +43,7 @@ nbdinfo --size "nbd+unix:///r0?socket=$RUN/r0.sock" >/dev/null || fail "root can
 if setpriv --reuid nobody --regid nogroup --clear-groups nbdinfo --size "nbd+unix:///r0?socket=$RUN/r0.sock" >"$T/nobody1.out" 2>&1; then
     fail "user nobody read the export through a root-only socket"
 fi
-down
+down_alpha
 pass "umask 000: run dir 700, control and NBD sockets 600 (root), nothing group- or world-writable; nobody refused: $(head -1 "$T/nobody1.out")"
 
 # ---- a group for the NBD socket -----------------------------------------------------------
@@ -70,7 +51,7 @@ pass "umask 000: run dir 700, control and NBD sockets 600 (root), nothing group-
 chmod 711 "$T"
 mkdir -m 711 "$T/run-group"
 RUN="$T/run-group/r"
-write_res "nbd-socket-group $GROUP;"
+write_alpha_res "nbd-socket-group $GROUP;"
 ( umask 000; repd_alpha up ) >"$T/up2.out" 2>&1 || { cat "$T/up2.out" >&2; fail "repd up with nbd-socket-group failed"; }
 [ "$(mode "$RUN/r0.sock")" = 660 ] || fail "NBD socket mode $(mode "$RUN/r0.sock") with nbd-socket-group, expected 660"
 [ "$(stat -c %G "$RUN/r0.sock")" = "$GROUP" ] || fail "NBD socket group $(stat -c %G "$RUN/r0.sock"), expected $GROUP"
@@ -81,27 +62,27 @@ size=$(setpriv --reuid nobody --regid nogroup --groups "$GROUP" nbdinfo --size "
 if setpriv --reuid nobody --regid nogroup --clear-groups nbdinfo --size "nbd+unix:///r0?socket=$RUN/r0.sock" >/dev/null 2>&1; then
     fail "a user outside $GROUP read the export"
 fi
-down
-write_res "nbd-socket-group no-such-group-here;"
+down_alpha
+write_alpha_res "nbd-socket-group no-such-group-here;"
 RUN="$T/run-nogroup/r"
 rc=0
 repd_alpha up >"$T/up3.out" 2>&1 || rc=$?
-[ "$rc" != 0 ] || { down; fail "repd up with an unknown nbd-socket-group succeeded"; }
+[ "$rc" != 0 ] || { down_alpha; fail "repd up with an unknown nbd-socket-group succeeded"; }
 grep -q "nbd-socket-group no-such-group-here: no such group" "$T/up3.out" || { cat "$T/up3.out" >&2; fail "no clear message for an unknown group"; }
 pass "nbd-socket-group $GROUP: socket 660 root:$GROUP, run dir 711, a member reads $size bytes, a non-member is refused; an unknown group: $(grep -o 'nbd-socket-group no-such[^;]*' "$T/up3.out" | head -1)"
 
 # ---- an NBD listener other machines reach ------------------------------------------------
 RUN="$T/run-tcp/r"
-write_res "nbd-address 0.0.0.0:$NBD_PORT;"
+write_alpha_res "nbd-address 0.0.0.0:$NBD_PORT;"
 rc=0
 repd_alpha up >"$T/up4.out" 2>&1 || rc=$?
-[ "$rc" = 10 ] || { cat "$T/up4.out" >&2; down; fail "repd up with nbd-address 0.0.0.0 exited $rc, expected 10"; }
+[ "$rc" = 10 ] || { cat "$T/up4.out" >&2; down_alpha; fail "repd up with nbd-address 0.0.0.0 exited $rc, expected 10"; }
 grep -q "r0.res:3:.*nbd-address 0.0.0.0:$NBD_PORT can be reached from other machines" "$T/up4.out" && grep -q "nbd-insecure yes" "$T/up4.out" ||
     { cat "$T/up4.out" >&2; fail "the refusal does not name file:line, the risk and nbd-insecure"; }
 [ ! -e "$RUN/r0.pid" ] || ! pid_alive "$(tr -dc 0-9 <"$RUN/r0.pid")" || fail "a daemon runs after the refusal"
 ss -ltn | grep -q ":$NBD_PORT " && fail "port $NBD_PORT listens after the refusal"
-write_res "nbd-address 0.0.0.0:$NBD_PORT; nbd-insecure yes;"
+write_alpha_res "nbd-address 0.0.0.0:$NBD_PORT; nbd-insecure yes;"
 repd_alpha up >"$T/up5.out" 2>&1 || { cat "$T/up5.out" >&2; fail "repd up with nbd-insecure yes failed"; }
 tcp=$(nbdinfo --size "nbd://127.0.0.1:$NBD_PORT/r0") || fail "the export does not answer on 0.0.0.0:$NBD_PORT with nbd-insecure yes"
-down
+down_alpha
 pass "nbd-address 0.0.0.0 refused: $(grep -o 'r0.res:3:.*other machines' "$T/up4.out" | head -1); with nbd-insecure yes it serves $tcp bytes over TCP"

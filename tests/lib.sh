@@ -792,6 +792,35 @@ repd_node() {
 }
 
 # write_two_node_res FILE RES PORT DIR [NET...]
+# One-node tests that rewrite alpha's on section between ups (exposure.sh,
+# nbd-tls.sh): alpha_files picks PORT and NBD_PORT (PORT + 1, free) and
+# creates 64 MiB disks and their metadata in $T/w; write_alpha_res EXTRA writes the resource r0 to
+# $REPD_CONFIG_DIR, disks in $T/w, replication on $PORT, EXTRA at the end of
+# alpha's section; repd_alpha VERB [ARGS...] runs a verb on alpha with the run
+# dir $RUN; down_alpha brings it down if it is up (the general cleanup sweeps
+# what a failure leaves).
+alpha_files() {
+    PORT=$(pick_port) || fail "no free TCP port found"
+    NBD_PORT=$((PORT + 1))
+    ! ss -ltn | grep -q ":$NBD_PORT " || fail "port $NBD_PORT is taken"
+    mkdir -p "$T/w"
+    truncate -s 64M "$T/w/alpha.img" "$T/w/beta.img"
+    truncate -s 16M "$T/w/alpha.md" "$T/w/beta.md"
+}
+write_alpha_res() {
+    cat >"$REPD_CONFIG_DIR/r0.res" <<EOF
+resource r0 {
+  net { protocol C; }
+  on alpha { device none; disk $T/w/alpha.img; address 127.0.0.1:$PORT; meta-disk $T/w/alpha.md; $1 }
+  on beta  { device none; disk $T/w/beta.img;  address 127.0.0.2:$PORT; meta-disk $T/w/beta.md; }
+}
+EOF
+}
+repd_alpha() {
+    _nofds timeout 60 "$REPD" "$1" r0 "${@:2}" --node alpha --run-dir "$RUN" --config-dir "$REPD_CONFIG_DIR" </dev/null
+}
+down_alpha() { repd_alpha down >/dev/null 2>&1 || true; }
+
 # The test resource: alpha on 127.0.0.1:PORT, beta on 127.0.0.2:PORT, data
 # and meta-disk files DIR/{alpha,beta}.{img,md}.  NET is the body of the
 # net section (default: protocol C plus TWO_NODE_NET_DEFAULT).  TWO_NODE_DISK,

@@ -24,27 +24,9 @@ require_tool openssl nbdinfo nbdcopy qemu-img qemu-io cmp ss
 
 PKI="$T/pki"
 run_logged make-pki bash "$TESTS_DIR/make-test-pki.sh" "$PKI"
-PORT=$(pick_port) || fail "no free TCP port found"
-NBD_PORT=$((PORT + 1))
-ss -ltn | grep -q ":$NBD_PORT " && fail "port $NBD_PORT is taken"
+alpha_files
 RUN="$T/run"
 LOG="$RUN/r0.log"
-mkdir -p "$T/w"
-truncate -s 64M "$T/w/alpha.img" "$T/w/beta.img"
-truncate -s 16M "$T/w/alpha.md" "$T/w/beta.md"
-write_res() {  # EXTRA-FOR-ALPHA
-    cat >"$REPD_CONFIG_DIR/r0.res" <<EOF
-resource r0 {
-  net { protocol C; }
-  on alpha { device none; disk $T/w/alpha.img; address 127.0.0.1:$PORT; meta-disk $T/w/alpha.md; $1 }
-  on beta  { device none; disk $T/w/beta.img;  address 127.0.0.2:$PORT; meta-disk $T/w/beta.md; }
-}
-EOF
-}
-repd_alpha() {  # VERB [ARGS...]
-    _nofds timeout 60 "$REPD" "$1" r0 "${@:2}" --node alpha --run-dir "$RUN" --config-dir "$REPD_CONFIG_DIR" </dev/null
-}
-down() { repd_alpha down >/dev/null 2>&1 || true; }
 SERVER_TLS="nbd-tls-certificate $PKI/alpha.pem; nbd-tls-privkey $PKI/alpha-key.pem;"
 TLS_URI="nbds://127.0.0.1:$NBD_PORT/r0?tls-certificates=$PKI/client"
 PLAIN_URI="nbd://127.0.0.1:$NBD_PORT/r0"
@@ -53,7 +35,7 @@ QEMU_TLS=(--object "tls-creds-x509,id=tls0,endpoint=client,dir=$PKI/client")
 qemu_opts() { echo "driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=$NBD_PORT,export=r0,tls-creds=tls0"; }
 
 # ---- nbd-tls require -----------------------------------------------------------------------------
-write_res "nbd-address 127.0.0.1:$NBD_PORT; nbd-tls require; $SERVER_TLS"
+write_alpha_res "nbd-address 127.0.0.1:$NBD_PORT; nbd-tls require; $SERVER_TLS"
 run_logged create-md repd_alpha create-md
 run_logged up repd_alpha up
 run_logged primary repd_alpha primary --force
@@ -141,10 +123,10 @@ h.connect_uri(sys.argv[1])
 assert h.get_tls_negotiated(), "TLS not negotiated"
 print(h.get_size())' "$TLS_URI"
 pass "over TLS: nbdcopy 16 MiB both ways (identical, and as read through the unix socket), qemu-img info and qemu-io write/read with tls-creds-x509, libnbd's Python binding (TLS negotiated)"
-down
+down_alpha
 
 # ---- client certificates -------------------------------------------------------------------------
-write_res "nbd-address 127.0.0.1:$NBD_PORT; nbd-tls require; $SERVER_TLS nbd-tls-ca $PKI/ca.pem;"
+write_alpha_res "nbd-address 127.0.0.1:$NBD_PORT; nbd-tls require; $SERVER_TLS nbd-tls-ca $PKI/ca.pem;"
 run_logged up2 repd_alpha up
 size=$(nbdinfo --size "$TLS_URI") || fail "a client with a certificate the CA signed was refused"
 log_at=$(stat -c %s "$LOG")
@@ -161,23 +143,23 @@ grep -q "refused the client: the certificate of 'stranger' is not signed by nbd-
     { cat "$T/refusals.log" >&2; fail "the log does not say why the stranger was refused"; }
 grep -Eq "showed no certificate|requires a certificate|closing connection: TLS" "$T/refusals.log" ||
     { cat "$T/refusals.log" >&2; fail "the log does not say why the client without a certificate was refused"; }
-down
+down_alpha
 pass "nbd-tls-ca: a client certificate the CA signed is served ($size bytes); another CA's is refused ($(grep -o "refused the client: [^(]*" "$T/refusals.log" | head -1)); none at all is refused"
 
 # ---- exposure ------------------------------------------------------------------------------------
-write_res "nbd-address 0.0.0.0:$NBD_PORT; nbd-tls require; $SERVER_TLS"
+write_alpha_res "nbd-address 0.0.0.0:$NBD_PORT; nbd-tls require; $SERVER_TLS"
 run_logged dump-config-require repd_alpha dump-config
-write_res "nbd-address 0.0.0.0:$NBD_PORT; nbd-tls allow; $SERVER_TLS"
+write_alpha_res "nbd-address 0.0.0.0:$NBD_PORT; nbd-tls allow; $SERVER_TLS"
 rc=0
 repd_alpha dump-config >"$T/allow.out" 2>&1 || rc=$?
 [ "$rc" = 10 ] && grep -q "nbd-tls require" "$T/allow.out" || { cat "$T/allow.out" >&2; fail "nbd-address 0.0.0.0 with nbd-tls allow: expected exit 10 naming nbd-tls require, got $rc"; }
-write_res "nbd-address 127.0.0.1:$NBD_PORT; nbd-tls require;"
+write_alpha_res "nbd-address 127.0.0.1:$NBD_PORT; nbd-tls require;"
 rc=0
 repd_alpha dump-config >"$T/nocert.out" 2>&1 || rc=$?
 [ "$rc" = 10 ] && grep -q "needs a certificate and its key" "$T/nocert.out" || { cat "$T/nocert.out" >&2; fail "nbd-tls without a certificate: expected exit 10, got $rc"; }
-write_res "nbd-address 127.0.0.1:$NBD_PORT; nbd-tls require; nbd-tls-certificate $PKI/alpha.pem; nbd-tls-privkey $PKI/beta-key.pem;"
+write_alpha_res "nbd-address 127.0.0.1:$NBD_PORT; nbd-tls require; nbd-tls-certificate $PKI/alpha.pem; nbd-tls-privkey $PKI/beta-key.pem;"
 rc=0
 repd_alpha up >"$T/wrongkey.out" 2>&1 || rc=$?
-[ "$rc" != 0 ] && grep -q "does the key belong to the certificate" "$T/wrongkey.out" || { cat "$T/wrongkey.out" >&2; down; fail "up with a key that is not the certificate's: expected a refusal, got $rc"; }
+[ "$rc" != 0 ] && grep -q "does the key belong to the certificate" "$T/wrongkey.out" || { cat "$T/wrongkey.out" >&2; down_alpha; fail "up with a key that is not the certificate's: expected a refusal, got $rc"; }
 ss -ltn | grep -q ":$NBD_PORT " && fail "port $NBD_PORT listens after the refused up"
 pass "exposure: nbd-address 0.0.0.0 with nbd-tls require is accepted, with allow refused ($(grep -o 'nbd-tls require[^,]*' "$T/allow.out" | head -1)); no certificate: $(grep -o 'needs a certificate and its key' "$T/nocert.out"); a key of another certificate: up refused"

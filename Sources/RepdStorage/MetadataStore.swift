@@ -53,7 +53,7 @@ public final class MetadataStore: @unchecked Sendable {
     /// Computes the layout for a resource and opens the metadata device.
     /// `data` is the already open backing disk; internal metadata shares it.
     public static func locate(metaDisk: MetaDisk, data: BlockFile, create: Bool) throws(Failure) -> MetadataStore {
-        do {
+        try asFailure {
             let backingSize = try data.size()
             switch metaDisk {
             case .internal:
@@ -72,6 +72,13 @@ public final class MetadataStore: @unchecked Sendable {
                     throw error
                 }
             }
+        }
+    }
+
+    /// Runs `body`, whose errors are the system's or already a `Failure`, and throws a `Failure`.
+    private static func asFailure<T>(_ body: () throws -> T) throws(Failure) -> T {
+        do {
+            return try body()
         } catch let error as SystemError {
             throw .system(error)
         } catch let error as Failure {
@@ -101,17 +108,11 @@ public final class MetadataStore: @unchecked Sendable {
         guard case .external(_, let index) = metaDisk else {
             throw .system(SystemError("resize", path, errno: .notSupported))
         }
-        do {
+        return try Self.asFailure {
             let deviceSize: UInt64? = file.isBlockDevice ? try file.size() : nil
             return try Self.layoutOrThrow { () throws(MetadataError) in
                 try MetadataLayout.external(backingSize: backingSize, metaDeviceSize: deviceSize, index: index)
             }
-        } catch let error as SystemError {
-            throw .system(error)
-        } catch let error as Failure {
-            throw error
-        } catch {
-            throw .system(SystemError("metadata", "\(error)", errno: .ioError))
         }
     }
 

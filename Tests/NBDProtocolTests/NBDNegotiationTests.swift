@@ -5,14 +5,7 @@ import XCTest
 final class NBDNegotiationTests: XCTestCase {
     let export = NBDExportInfo(name: "r0", description: "test", size: 1 << 20, flags: [.sendFlush, .sendFUA, .canMultiConn])
 
-    func option(_ option: UInt32, _ payload: ByteBuffer = ByteBuffer()) -> ByteBuffer {
-        var b = ByteBuffer()
-        b.writeInteger(NBD.optionMagic)
-        b.writeInteger(option)
-        b.writeInteger(UInt32(payload.readableBytes))
-        b.writeImmutableBuffer(payload)
-        return b
-    }
+    func option(_ option: UInt32, _ payload: ByteBuffer = ByteBuffer()) -> ByteBuffer { nbdOption(option, payload) }
 
     func goPayload(_ name: String, infos: [UInt16] = []) -> ByteBuffer {
         var p = ByteBuffer()

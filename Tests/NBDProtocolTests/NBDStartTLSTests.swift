@@ -6,14 +6,7 @@ import XCTest
 final class NBDStartTLSTests: XCTestCase {
     let export = NBDExportInfo(name: "r0", description: "test", size: 1 << 20, flags: [.sendFlush])
 
-    private func option(_ option: UInt32, _ payload: [UInt8] = []) -> ByteBuffer {
-        var b = ByteBuffer()
-        b.writeInteger(NBD.optionMagic)
-        b.writeInteger(option)
-        b.writeInteger(UInt32(payload.count))
-        b.writeBytes(payload)
-        return b
-    }
+    private func option(_ option: UInt32, _ payload: [UInt8] = []) -> ByteBuffer { nbdOption(option, ByteBuffer(bytes: payload)) }
 
     private func started(_ tls: NBDNegotiation.TLSPolicy) -> NBDNegotiation {
         var n = NBDNegotiation(exports: [export], tls: tls)
