@@ -46,7 +46,8 @@ checkpoint vm-ready
 
 # ---- the two guests, in parallel -----------------------------------------------------------
 COMMON=(-s "$TESTS_DIR/guest/repd-gfs2.sh" -q -c 1 -m 1024 -t "$VM_TIMEOUT"
-        -e NODE1_IP=192.168.77.1 -e NODE2_IP=192.168.77.2 -e "MARKER=$MARKER" "${GUEST_FILES[@]}")
+        -e NODE1_IP=192.168.77.1 -e NODE2_IP=192.168.77.2 -e "MARKER=$MARKER" "${GUEST_FILES[@]}"
+        -f "$TESTS_DIR/guest/cluster-lib.sh")
 start_guest() {  # N LINK MAC
     REPD_VM_WORKDIR=$WORKDIR setsid timeout -k 20 $((VM_TIMEOUT + 60)) bash "$VMDIR/run-guest.sh" "${COMMON[@]}" \
         --link "$2" --mac "$3" -e "NODE_ID=$1" -e "GUEST_IP=192.168.77.$1/24" -e "GUEST_HOSTNAME=node$1" \
@@ -67,12 +68,11 @@ add_session "$SID2"
 # node2's script has ended (its backing disk flushed), the guest gets 60 s to power off by itself,
 # then the host cuts its power (qemu stopped): its writes that completed are in node2.img already.
 _node2_ended() { grep -aqE '^(PASS: node2: all steps|FAIL: node2: [0-9]+ step)' "$T/node2.log" 2>/dev/null; }
-_qemu_of() { local p; for p in $(_session_pids "$1"); do [ "$(cat "/proc/$p/comm" 2>/dev/null)" = qemu-system-x86 ] && echo "$p"; done; return 0; }
 POWER_CUT=0 ENDED_AT=
 while pid_alive "$SID2" && [ $((SECONDS - G0)) -le $((VM_TIMEOUT + 120)) ]; do
     if [ -z "$ENDED_AT" ]; then _node2_ended && ENDED_AT=$SECONDS
     elif [ $((SECONDS - ENDED_AT)) -ge 60 ]; then
-        q=$(_qemu_of "$SID2")
+        q=$(qemu_of_session "$SID2")
         if [ -n "$q" ]; then
             POWER_CUT=1
             # shellcheck disable=SC2086  # a list of pids
@@ -123,22 +123,5 @@ for n in 1 2; do
 done
 
 # ---- the two replicas' data areas --------------------------------------------------------
-mkdir -p "$T/check"
-cat >"$T/check/r0.res" <<EOF
-resource r0 {
-  on node1 { device none; disk $T/node1.img; meta-disk internal; address 127.0.0.1:1; }
-  on node2 { device none; disk $T/node2.img; meta-disk internal; address 127.0.0.2:1; }
-}
-EOF
-for n in 1 2; do
-    "$T/files/repd" dump-md r0 --json --config-dir "$T/check" --node "node$n" >"$T/dump-md-node$n.json" 2>"$T/dump-md-node$n.err" ||
-        { show_file "$T/dump-md-node$n.err" >&2; fail "repd dump-md of node$n's disk failed"; }
-done
-USABLE=$(_usable_from "$T/dump-md-node1.json") || fail "no usable-size-bytes in node1's metadata"
-[ "$(_usable_from "$T/dump-md-node2.json")" = "$USABLE" ] || fail "the two disks' usable sizes differ"
-if ! cmp -n "$USABLE" "$T/node1.img" "$T/node2.img" >"$T/cmp.out" 2>&1; then
-    show_file "$T/cmp.out" 5 >&2
-    fail "after down in both guests the data areas ($USABLE bytes) of node1.img and node2.img differ"
-fi
-grep -aq "$MARKER" "$T/node1.img" || fail "the marker written in the guests is not on node1's disk"
-pass "the two virtio disks' data areas ($USABLE bytes) are identical; the marker is on them; total $((SECONDS - T0))s"
+guest_disks_identical "$T/node1.img" "$T/node2.img" "$MARKER"
+pass "the two virtio disks' data areas ($GUEST_USABLE bytes) are identical; the marker is on them; total $((SECONDS - T0))s"

@@ -1304,6 +1304,39 @@ vm_harness() {
     require_tool qemu-system-x86_64
 }
 
+# qemu_of_session SID: the qemu process(es) of a guest started with setsid (its power cord).
+qemu_of_session() {
+    local p
+    for p in $(_session_pids "$1"); do [ "$(cat "/proc/$p/comm" 2>/dev/null)" = qemu-system-x86 ] && echo "$p"; done
+    return 0
+}
+
+# guest_disks_identical IMG1 IMG2 MARKER: after the guests powered off, the two virtio disks
+# (repd r0 with internal metadata, as the guest scenarios set them up) have the same usable size
+# and identical data areas, and the run's MARKER is on them. Needs $T/files/repd. Sets GUEST_USABLE.
+guest_disks_identical() {
+    local n usable
+    mkdir -p "$T/check"
+    cat >"$T/check/r0.res" <<EOF
+resource r0 {
+  on node1 { device none; disk $1; meta-disk internal; address 127.0.0.1:1; }
+  on node2 { device none; disk $2; meta-disk internal; address 127.0.0.2:1; }
+}
+EOF
+    for n in 1 2; do
+        "$T/files/repd" dump-md r0 --json --config-dir "$T/check" --node "node$n" >"$T/dump-md-node$n.json" 2>"$T/dump-md-node$n.err" ||
+            { show_file "$T/dump-md-node$n.err" >&2; fail "repd dump-md of node$n's disk failed"; }
+    done
+    usable=$(_usable_from "$T/dump-md-node1.json") || fail "no usable-size-bytes in node1's metadata"
+    [ "$(_usable_from "$T/dump-md-node2.json")" = "$usable" ] || fail "the two disks' usable sizes differ"
+    if ! cmp -n "$usable" "$1" "$2" >"$T/cmp.out" 2>&1; then
+        show_file "$T/cmp.out" 5 >&2
+        fail "after down in both guests the data areas ($usable bytes) of $(basename "$1") and $(basename "$2") differ"
+    fi
+    grep -aq "$3" "$1" || fail "the marker written in the guests is not on $(basename "$1")"
+    GUEST_USABLE=$usable
+}
+
 # guest_repd_files: a repd that runs without the Swift toolchain, for the
 # guests: REPD_STATIC, or `swift build -c release --static-swift-stdlib`
 # into <top>/.build-static (bounded by REPD_STATIC_BUILD_TIMEOUT, default
