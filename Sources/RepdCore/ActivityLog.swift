@@ -144,6 +144,38 @@ public struct ActivityLog: Sendable {
                         ringSlot: ActivityLogTransaction.ringSlot(forTransaction: nextTransactionNumber - 1))
     }
 
+    /// A count that grows with every use of an extent: `prepareRetirement` takes a value read
+    /// earlier and retires the extents nobody used since.
+    public var useClock: UInt64 { clock }
+
+    /// A transaction that empties the slots of idle extents: no reference (every write there is
+    /// complete and confirmed), not being committed, not wanted by a waiting write, and last used
+    /// at or before `usedAtOrBefore` (a `useClock` value). At most `maximumUpdates` per
+    /// transaction, the least recently used first. Like an eviction, the extents lose their
+    /// protection once it is durable, so the writes completed there and the bitmap pages must be
+    /// durable before it. Returns nil when there is nothing to retire or a transaction is being
+    /// written. After a crash only the extents still in the table are resynced: a table that holds
+    /// just the recently used extents keeps that resync small, whatever `al-extents` says.
+    public mutating func prepareRetirement(usedAtOrBefore mark: UInt64) -> Prepared? {
+        guard committing.isEmpty else { return nil }
+        let idle = (0..<slotCount).filter { slot in
+            slots[slot] != ActivityLogTransaction.emptyExtent && references[slot] == 0 && lastUse[slot] <= mark
+                && !queuedSet.contains(slots[slot])
+        }
+        guard !idle.isEmpty else { return nil }
+        let chosen = idle.sorted { lastUse[$0] < lastUse[$1] }.prefix(ActivityLogTransaction.maximumUpdates)
+        var updates: [ActivityLogTransaction.Update] = []
+        var evicted: [UInt32] = []
+        for slot in chosen {
+            evicted.append(slots[slot])
+            slotOfExtent[slots[slot]] = nil
+            slots[slot] = ActivityLogTransaction.emptyExtent
+            updates.append(.init(slot: UInt32(slot), extent: ActivityLogTransaction.emptyExtent))
+        }
+        return Prepared(transaction: makeTransaction(updates: updates), evicted: evicted,
+                        ringSlot: ActivityLogTransaction.ringSlot(forTransaction: nextTransactionNumber - 1))
+    }
+
     /// The transaction `prepareTransaction` returned is durable: its extents are hot.
     public mutating func committed() {
         committing.removeAll()

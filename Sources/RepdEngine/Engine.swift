@@ -265,6 +265,7 @@ public struct Engine: Sendable {
             flushBitmapLazily()
         }
         checkDiskTimeout()
+        retireIdleExtents()
         guard session != nil else { return }
         checkAcknowledgementTimeout()
         // Every tick while resync data waits for durability; and once the writes pause (a tick

@@ -45,6 +45,10 @@ public struct EngineConfiguration: Sendable {
         fixedRate: 250 * 1024, planAhead: 20, fillTarget: 100 * 512, delayTarget: 10, maxRate: 100 << 20, minRate: 250 * 1024)
     /// Activity-log slots (already clamped to what the metadata can describe).
     public var activityLogExtents = 1237
+    /// An activity-log extent nobody wrote for this long (nanoseconds) leaves the table, in a
+    /// transaction of its own after a data sync (0: never; extents then leave only when the table
+    /// is full, as in DRBD). After a crash the resync covers the table.
+    public var activityLogRetireAfter: UInt64 = 10_000_000_000
     /// The handlers the resource file defines (others are never started).
     public var handlers: Set<String> = []
     /// `become-primary-on` names this node (or both).

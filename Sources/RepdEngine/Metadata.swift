@@ -21,6 +21,10 @@ public struct MetadataKeeper: Sendable {
     var recoveredExtents = 0
     var damagedActivityLogBlocks = 0
     var lastLazyFlush: UInt64 = 0
+    /// (time, activity-log use clock) at past ticks, the oldest first: the extents used before
+    /// the mark older than `activityLogRetireAfter` are idle.
+    var useMarks: [(at: UInt64, clock: UInt64)] = []
+    var lastRetirement: UInt64 = 0
 
     init(superblock: Superblock, bitmap: DirtyBitmap, activityLog: ActivityLog) {
         self.superblock = superblock
@@ -175,6 +179,28 @@ extension Engine {
         }
         var write = prepared.evicted.isEmpty ? MetadataWrite() : metadata.takeDirtyPages(sync: true)
         write.syncDataFirst = !prepared.evicted.isEmpty
+        write.activityLog = [(prepared.transaction, prepared.ringSlot)]
+        metadata.activityLogInFlight = true
+        counters.activityLogWrites += 1
+        emitPersist(write, then: .activityLog)
+    }
+
+    /// Retires the extents nobody wrote for `activityLogRetireAfter` (at most once a second, only
+    /// when no write waits for the activity log): a crash then resyncs the recently written extents,
+    /// not every extent written since the table last filled up.
+    mutating func retireIdleExtents() {
+        let after = configuration.activityLogRetireAfter
+        guard after > 0 else { return }
+        metadata.useMarks.append((at: now, clock: metadata.activityLog.useClock))
+        while metadata.useMarks.count >= 2, metadata.useMarks[1].at + after <= now { metadata.useMarks.removeFirst() }
+        guard let mark = metadata.useMarks.first, mark.at + after <= now,
+              now >= metadata.lastRetirement + 1_000_000_000,
+              !metadata.activityLogInFlight, diskAttached, metadata.activityLogWaiting.isEmpty,
+              metadata.activityLogWaitingApplies.isEmpty, !metadata.activityLog.hasQueuedExtents,
+              let prepared = metadata.activityLog.prepareRetirement(usedAtOrBefore: mark.clock) else { return }
+        metadata.lastRetirement = now
+        var write = metadata.takeDirtyPages(sync: true)
+        write.syncDataFirst = true
         write.activityLog = [(prepared.transaction, prepared.ringSlot)]
         metadata.activityLogInFlight = true
         counters.activityLogWrites += 1

@@ -98,6 +98,8 @@ public struct Scenario: Sendable, CustomStringConvertible {
     /// `c-fill-target` in bytes: the dynamic controller (DRBD's default mode) with the resync
     /// rate as `c-max-rate`; 0: the fixed rate (`c-plan-ahead 0`).
     public var resyncFillTarget = 0
+    /// Idle activity-log extents leave the table after this many milliseconds (0: never).
+    public var activityLogRetireMilliseconds = 10_000
     public var steps: [ScheduleStep]
 
     public var description: String {
@@ -107,6 +109,7 @@ public struct Scenario: Sendable, CustomStringConvertible {
             + ", after-sb \(policies.afterSB0Pri)/\(policies.afterSB1Pri.rawValue)/\(policies.afterSB2Pri.rawValue)"
             + ", resync \(resyncRate >> 20) MiB/s" + (resyncFillTarget > 0 ? " (c-max-rate, c-fill-target \(resyncFillTarget >> 10) KiB)" : "")
             + ", bitmap written every \(bitmapFlushMilliseconds) ms"
+            + (activityLogRetireMilliseconds > 0 ? ", idle AL extents retired after \(activityLogRetireMilliseconds) ms" : ", idle AL extents kept")
             + (diskTimeoutMilliseconds > 0 ? ", disk-timeout \(diskTimeoutMilliseconds) ms" : "")
             + ", barriers every \(barrierMilliseconds) ms"
             + (fencing != .dontCare ? ", fencing \(fencing.rawValue)" : "") + ", timeout \(ackTimeoutMilliseconds) ms, ko-count \(koCount)"]
@@ -190,6 +193,8 @@ public struct Scenario: Sendable, CustomStringConvertible {
         scenario.ackTimeoutMilliseconds = [6000, 1000][pick(2)]
         // The dynamic controller with a fill target, as with DRBD's defaults (drawn last too).
         scenario.resyncFillTarget = [0, 0, 50 << 10, 1 << 20][pick(4)]
+        // Idle extents retired from the activity log: never, quickly, or after the default 10 s.
+        scenario.activityLogRetireMilliseconds = [0, 500, 2000, 10_000][pick(4)]
         return scenario
     }
 }

@@ -130,6 +130,7 @@ public final class Simulation {
             c.resync.maxRate = rate
         }
         c.bitmapFlushInterval = UInt64(scenario.bitmapFlushMilliseconds) * 1_000_000
+        c.activityLogRetireAfter = UInt64(scenario.activityLogRetireMilliseconds) * 1_000_000
         c.barrierBytes = 1 << 20
         c.barrierInterval = UInt64(scenario.barrierMilliseconds) * 1_000_000
         c.onIOError = .detach

@@ -59,6 +59,39 @@ final class ActivityLogTests: XCTestCase {
         XCTAssertEqual(prepared.transaction.updates, [.init(slot: 0, extent: 13)])
     }
 
+    func testRetiresTheIdleExtentsUsedBeforeTheMark() {
+        var al = ActivityLog(slotCount: 8, extents: [1, 2, 3])
+        XCTAssertTrue(al.begin(1...1)); al.end(1...1)
+        let mark = al.useClock
+        XCTAssertTrue(al.begin(2...2))                    // busy: a write in flight
+        XCTAssertTrue(al.begin(3...3)); al.end(3...3)     // idle, but used after the mark
+        let prepared = try! XCTUnwrap(al.prepareRetirement(usedAtOrBefore: mark))
+        XCTAssertEqual(prepared.evicted, [1])
+        XCTAssertEqual(prepared.transaction.updates, [.init(slot: 0, extent: ActivityLogTransaction.emptyExtent)])
+        XCTAssertNil(al.prepareRetirement(usedAtOrBefore: mark), "nothing else is idle since the mark")
+        al.committed()
+        XCTAssertEqual(al.hotExtents, [2, 3])
+        XCTAssertFalse(al.begin(1...1), "a retired extent is cold again")
+        // What a crash would replay: the table without the retired extent.
+        let replay = ActivityLog.replay([.success(prepared.transaction)], slotCount: 8)
+        XCTAssertEqual(replay.extents, [2, 3])
+        // The extent a waiting write wants is never retired; the free slot takes it.
+        al.end(2...2)
+        let again = try! XCTUnwrap(al.prepareRetirement(usedAtOrBefore: al.useClock))
+        XCTAssertEqual(Set(again.evicted), [2, 3])
+        al.committed()
+        XCTAssertTrue(al.hotExtents.isEmpty)
+    }
+
+    func testRetirementNeverRunsBesideAnotherTransaction() {
+        var al = ActivityLog(slotCount: 4, extents: [1])
+        XCTAssertFalse(al.begin(2...2))
+        _ = try! XCTUnwrap(al.prepareTransaction())
+        XCTAssertNil(al.prepareRetirement(usedAtOrBefore: al.useClock))
+        al.committed()
+        XCTAssertEqual(al.prepareRetirement(usedAtOrBefore: al.useClock)?.evicted.sorted(), [1, 2])
+    }
+
     func testLeastRecentlyUsedOrder() {
         var al = ActivityLog(slotCount: 3, extents: [1, 2, 3])
         for e: UInt32 in [3, 1, 2] { XCTAssertTrue(al.begin(e...e)); al.end(e...e) }

@@ -151,6 +151,33 @@ final class WritePathTests: XCTestCase {
         XCTAssertEqual(h.localWrites.count, 1, "the write goes on once the barrier released the extents: \(h.actions)")
     }
 
+    /// An extent nobody wrote for `activityLogRetireAfter` leaves the activity log once the
+    /// peer confirmed its writes durable, in a transaction after a data sync; one whose writes the
+    /// peer has not confirmed stays.
+    func testIdleExtentsLeaveTheActivityLog() {
+        var h = EngineHarness { $0.activityLogRetireAfter = 2_000_000_000; $0.barrierInterval = 60_000_000_000 }
+        h.connectedPrimary()
+        h.acknowledgedWrite(1, block: 0)
+        h.tick()                                   // the tick right after the acknowledgement
+        h.clear()
+        h.tick()                                   // a quiet tick: a barrier for the write
+        guard case .flush(let barrier)? = h.sent.first else { return XCTFail("no barrier: \(h.actions)") }
+        h.acknowledgedWrite(2, block: 2048)        // extent 2: the peer never confirms it
+        h.feed(.peerMessage(EngineHarness.connection, .flushAck(sequence: barrier, status: 0)))
+        XCTAssertEqual(h.engine.metadata.activityLog.hotExtents, [0, 2])
+        h.clear()
+        for _ in 0..<10 { h.tick() }
+        XCTAssertEqual(h.engine.metadata.activityLog.hotExtents, [0, 2], "not idle for 2 s yet")
+        for _ in 0..<25 { h.tick() }
+        let retirements = h.actions.compactMap { action -> MetadataWrite? in
+            if case .persist(_, let write) = action, !write.activityLog.isEmpty { return write } else { return nil }
+        }
+        XCTAssertEqual(retirements.count, 1, "\(h.actions)")
+        XCTAssertEqual(retirements.first?.syncDataFirst, true, "the data is durable before the log stops covering it")
+        XCTAssertEqual(retirements.first?.activityLog.first?.0.updates.map(\.extent), [ActivityLogTransaction.emptyExtent])
+        XCTAssertEqual(h.engine.metadata.activityLog.hotExtents, [2], "extent 2's write waits for the peer's durability")
+    }
+
     /// A client flush completes when the local sync and the peer's flush are both done.
     func testFlushNeedsBothDisks() {
         var h = EngineHarness()
