@@ -11,7 +11,9 @@
 #   repd2tls the same pair with `tls yes` (TLS 1.3 on the link, certificates from
 #            tests/make-test-pki.sh); its initial sync and the write jobs (reads are local)
 #   syncdef  the full initial sync of SIZE with DRBD's default rate settings (no disk options:
-#            the dynamic controller, c-max-rate 100 MiB/s), and with `c-max-rate 4G` alone
+#            the dynamic controller, c-max-rate 100 MiB/s), and with `c-max-rate 4G` alone; with
+#            the defaults also an application's write latency (fio randwrite 4k QD1) with the pair
+#            in sync and during a full resync (`invalidate-remote`), p99 as a ratio
 # and runs the same five fio jobs through fio's nbd engine against each (libaio for raw).
 # Also: full initial sync of SIZE (repd) against nbdcopy between two nbdkit exports,
 # a partial resync (bytes moved against dirty bytes), peak RSS of every repd daemon,
@@ -87,7 +89,7 @@ for t in $TARGETS; do
 done
 want() { [[ " $TARGETS " == *" $1 "* ]]; }
 
-if want repd1 || want repd2; then
+if want repd1 || want repd2 || want repd2tls || want syncdef; then
     if [ -z "${REPD_BIN:-}" ]; then
         command -v swift >/dev/null 2>&1 || die "no swift on PATH: build repd or set REPD_BIN"
         log "building repd (swift build -c release${SWIFT_BUILD_JOBS:+ -j $SWIFT_BUILD_JOBS})"
@@ -756,6 +758,31 @@ bench_repd2tls() {
     rm -rf "$dir"
 }
 
+# sync_latency A: an application's 4 KiB write latency at queue depth 1 (fio through A's export),
+# first with the pair in sync, then during a full resync (`invalidate-remote`) with the rate
+# settings of A's resource file; p99 of each in OUT/fio/synclat-randwrite-*.json, for the ratio.
+sync_latency() {
+    local a=$1 phase json args
+    for phase in idle resync; do
+        if [ "$phase" = resync ]; then
+            rp "$a" invalidate-remote >"$OUT/logs/synclat-invalidate.log" 2>&1 </dev/null ||
+                { failed "synclat: repd invalidate-remote failed"; return; }
+            wait_until "alpha SyncSource" 30 0.1 node_is "$a" repl=SyncSource || { failed "synclat: no resync started"; return; }
+        fi
+        json="$OUT/fio/synclat-randwrite-$phase.json"
+        args=(--name="synclat-$phase" --rw=randwrite --bs=4k --iodepth=1 --numjobs=1 --size="$SIZE_BYTES"
+            --time_based=1 --runtime="$RUNTIME" --ioengine=nbd --uri="$(node_uri "$a")" --output-format=json --output="$json")
+        echo "synclat $phase: fio ${args[*]}" >>"$COMMANDS"
+        (cd "$WORK" && exec timeout -k 10 $((RUNTIME + 120)) fio "${args[@]}") >"$OUT/logs/synclat-$phase.log" 2>&1 </dev/null ||
+            { failed "synclat $phase: fio failed (see $OUT/logs/synclat-$phase.log)"; return; }
+        log "  application writes, $phase: $(fio_summary "$json")"
+    done
+    # The ratio means something only if the resync ran for the whole job.
+    if node_is "$a" repl=SyncSource; then fact synclat.resync_throughout yes; else fact synclat.resync_throughout no; fi
+    wait_until "the resync after invalidate-remote" "$SYNC_TIMEOUT" 0.1 node_is "$a" repl=Established peer-disk=UpToDate oos=0 ||
+        failed "synclat: the resync after invalidate-remote did not finish in ${SYNC_TIMEOUT}s"
+}
+
 # The full initial sync with the rate settings an administrator gets without tuning: DRBD's
 # defaults (dynamic controller, c-fill-target 50 KiB, c-max-rate 100 MiB/s), then `c-max-rate 4G`.
 bench_syncdef() {
@@ -775,6 +802,7 @@ bench_syncdef() {
         pair_up "syncdef-$name" "$a" "$b" "$dir/conf" "$dir/conf" "$dir"
         echo "syncdef $name: repd create-md/up on alpha and beta; repd primary --force bench on alpha; wait until peer-disk UpToDate (logs/syncdef-$name-bench.res)" >>"$COMMANDS"
         timed_initial_sync "syncdef-$name" "$a" "syncdef.$name.seconds"
+        [ "$name" != defaults ] || sync_latency "$a"
         stop_repd_nodes "$a" "$b"
         save_log "$a"
         compare_pair "syncdef-$name" "$dir" "syncdef.$name.identical"

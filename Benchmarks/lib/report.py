@@ -208,6 +208,20 @@ def main(out):
         md.append("|---|---|---|---|---|---|")
         md.extend(sd_lines)
         md.append("")
+    idle, busy = load_fio(out, "synclat", "randwrite-idle"), load_fio(out, "synclat", "randwrite-resync")
+    if idle and busy and idle["p99"]:
+        md.append("Application writes during that resync (DRBD's defaults, `invalidate-remote` on the synced pair; "
+                  "fio randwrite 4k QD1 through alpha, %s s each; the resync ran throughout: %s):"
+                  % (facts.get("param.runtime", "?"), facts.get("synclat.resync_throughout", "?")))
+        md.append("")
+        md.append("| | IOPS | p50 | p99 |")
+        md.append("|---|---|---|---|")
+        md.append("| pair in sync | %.0f | %.0f µs | %.0f µs |" % (idle["iops"], idle["p50"], idle["p99"]))
+        md.append("| during the resync | %.0f | %.0f µs | %.0f µs |" % (busy["iops"], busy["p50"], busy["p99"]))
+        md.append("| ratio | %.2fx | %.2fx | **%.2fx** (goal <= 2x) |" % (
+            busy["iops"] / idle["iops"] if idle["iops"] else 0, busy["p50"] / idle["p50"] if idle["p50"] else 0,
+            busy["p99"] / idle["p99"]))
+        md.append("")
 
     # ---- TLS on the link
     tls_lines = []
