@@ -177,6 +177,12 @@ extension Engine {
             if !waiting.isEmpty { sendBarrierIfDue(force: true) }
             return
         }
+        persistActivityLog(prepared)
+    }
+
+    /// Hands a prepared transaction to the metadata queue. When it evicts or retires extents, the
+    /// writes completed there and the changed bitmap pages are made durable first.
+    mutating func persistActivityLog(_ prepared: ActivityLog.Prepared) {
         var write = prepared.evicted.isEmpty ? MetadataWrite() : metadata.takeDirtyPages(sync: true)
         write.syncDataFirst = !prepared.evicted.isEmpty
         write.activityLog = [(prepared.transaction, prepared.ringSlot)]
@@ -199,12 +205,7 @@ extension Engine {
               metadata.activityLogWaitingApplies.isEmpty, !metadata.activityLog.hasQueuedExtents,
               let prepared = metadata.activityLog.prepareRetirement(usedAtOrBefore: mark.clock) else { return }
         metadata.lastRetirement = now
-        var write = metadata.takeDirtyPages(sync: true)
-        write.syncDataFirst = true
-        write.activityLog = [(prepared.transaction, prepared.ringSlot)]
-        metadata.activityLogInFlight = true
-        counters.activityLogWrites += 1
-        emitPersist(write, then: .activityLog)
+        persistActivityLog(prepared)
     }
 
     mutating func activityLogWritten(_ failure: IOFailure?) {
