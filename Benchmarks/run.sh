@@ -764,6 +764,8 @@ bench_repd2tls() {
 sync_latency() {
     local a=$1 phase json args
     for phase in idle resync; do
+        # The initial sync's (or the idle job's) dirty pages are written back first, not during the job.
+        flush_disks
         if [ "$phase" = resync ]; then
             rp "$a" invalidate-remote >"$OUT/logs/synclat-invalidate.log" 2>&1 </dev/null ||
                 { failed "synclat: repd invalidate-remote failed"; return; }
