@@ -160,7 +160,7 @@ resource r0 {
     resync-rate $RATE;
     c-min-rate 0;
   }
-  # Both nodes run on this machine: no block devices (`device none;`), the exports only.
+  # Both nodes run on this machine: no block devices ("device none;"), the exports only.
   on alpha {
     device none;
     disk $DEMO_DIR/alpha.img;
